@@ -1,0 +1,63 @@
+# Lytics: two commands matter. `make dev` starts the platform, `make test` proves it.
+# Both build the virtual environment from the hashed lock file when it is missing or stale.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+VENV := .venv
+UV := $(TOOLS)/bin/uv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: dev test test-fast lint fmt typecheck lock bench clean help
+
+help:
+	@echo "make dev        start Postgres (embedded unless DATABASE_URL), ingest API and Dagster"
+	@echo "make test       lint, type-check and run the whole test suite"
+	@echo "make test-fast  the suite without slow and end-to-end tests"
+	@echo "make lint       ruff (lint + format check) and mypy"
+	@echo "make fmt        apply ruff's fixes and formatting"
+	@echo "make lock       re-resolve requirements.lock from pyproject.toml"
+	@echo "make bench      run the benchmarks in benchmarks/"
+	@echo "make clean      remove the environments (keeps .lytics data)"
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+$(STAMP): requirements.lock pyproject.toml | $(UV)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
+	$(UV) pip sync --quiet --python $(BIN)/python --require-hashes requirements.lock
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+dev: $(STAMP)
+	$(BIN)/lytics dev
+
+test: $(STAMP) lint
+	$(BIN)/pytest
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow and not e2e"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+lock: | $(UV)
+	$(UV) pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+		--generate-hashes --quiet -o requirements.lock
+
+bench: $(STAMP)
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,5 @@
+"""`python -m lytics` is the `lytics` command."""
+
+from lytics.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""`lytics dev`: one command that runs Postgres, the ingest API and Dagster together."""

@@ -1,0 +1,196 @@
+"""The whole platform on one machine: what `lytics dev` runs.
+
+Order matters: Postgres, migrations and the demo project must be in place
+before any service starts, and on the way out services stop before Postgres.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import click
+import httpx
+
+from lytics.devserver.bootstrap import (
+    REPO_ROOT,
+    DemoKeys,
+    dagster_home,
+    dagster_url,
+    ensure_demo_project,
+    migrate_schema,
+    secret_key,
+)
+from lytics.devserver.supervisor import Supervisor
+from lytics.embedded_postgres import EmbeddedPostgres
+from lytics.settings import Settings
+from lytics.warehouse.urls import redacted, render, with_driver
+
+READY_TIMEOUT_S = 120.0
+
+
+class StopRequestedError(Exception):
+    """A SIGINT or SIGTERM arrived."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise StopRequestedError(signal.Signals(signum).name)
+
+
+@dataclass(frozen=True)
+class DevOptions:
+    api_host: str
+    api_port: int
+    dagster_host: str
+    dagster_port: int
+    run_api: bool = True
+    run_dagster: bool = True
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://{self.dagster_host}:{self.dagster_port}"
+
+
+class DevPlatform:
+    def __init__(self, settings: Settings, options: DevOptions) -> None:
+        self.settings = settings
+        self.options = options
+        self.supervisor = Supervisor()
+        self.embedded: EmbeddedPostgres | None = None
+        self.started = time.monotonic()
+
+    def run(self) -> int:
+        """Run until a signal or a child's death; returns the exit code."""
+        # Explicit handlers: a SIGINT inherited as "ignored" must still stop us.
+        signal.signal(signal.SIGTERM, _raise_stop)
+        signal.signal(signal.SIGINT, _raise_stop)
+        try:
+            database_url = self._database()
+            click.echo(f"schema    migrated to {migrate_schema(database_url)}")
+            demo = ensure_demo_project(database_url)
+            self._start_services(self._environment(database_url))
+            self._wait_ready()
+            self._announce(demo)
+            return self._watch()
+        except StopRequestedError as stop:
+            click.echo(f"\n{stop}: stopping")
+            return 0
+        finally:
+            self._shutdown()
+
+    def _database(self) -> str:
+        if self.settings.database_url is not None:
+            url = self.settings.database_url.get_secret_value()
+            click.echo(f"postgres  external  {redacted(url)}")
+            return url
+        self.embedded = EmbeddedPostgres.in_data_dir(self.settings.data_path)
+        url = self.embedded.start()
+        click.echo(f"postgres  embedded  {self.embedded.pgdata} (socket only)")
+        return url
+
+    def _environment(self, database_url: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            PYTHONUNBUFFERED="1",
+            DATABASE_URL=render(with_driver(database_url, "psycopg")),
+            LYTICS_SECRET_KEY=secret_key(self.settings),
+            LYTICS_DATA_DIR=str(self.settings.data_path),
+        )
+        if self.options.run_dagster:
+            home = dagster_home(self.settings)
+            env.update(
+                DAGSTER_HOME=str(home),
+                LYTICS_DAGSTER_PG_URL=dagster_url(self.settings, database_url),
+                LYTICS_DAGSTER_ARTIFACTS=str(home / "artifacts"),
+                LYTICS_DAGSTER_GRAPHQL_URL=f"{self.options.ui_url}/graphql",
+            )
+        return env
+
+    def _start_services(self, env: dict[str, str]) -> None:
+        o = self.options
+        bindir = Path(sys.executable).parent
+        workspace = str(REPO_ROOT / "workspace.yaml")
+        if o.run_api:
+            api = [sys.executable, "-m", "lytics_ingest_api", "--host", o.api_host]
+            self.supervisor.start("api", [*api, "--port", str(o.api_port)], env)
+        if o.run_dagster:
+            webserver = [str(bindir / "dagster-webserver"), "-h", o.dagster_host, "-w", workspace]
+            self.supervisor.start(
+                "dagster", [*webserver, "-p", str(o.dagster_port)], env, cwd=str(REPO_ROOT)
+            )
+            daemon = [str(bindir / "dagster-daemon"), "run", "-w", workspace]
+            self.supervisor.start("daemon", daemon, env, cwd=str(REPO_ROOT))
+
+    def _poll(self, url: str, body: dict[str, object] | None, expect: str) -> bool:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline and self.supervisor.first_exited() is None:
+            try:
+                if body is None:
+                    response = httpx.get(url, timeout=2.0)
+                else:
+                    response = httpx.post(url, json=body, timeout=2.0)
+                if response.status_code == 200 and expect in response.text:
+                    return True
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        return False
+
+    def _wait_ready(self) -> None:
+        o = self.options
+        ready = True
+        if o.run_api:
+            ready &= self._poll(f"{o.api_url}/health/ready", None, "ready")
+        if o.run_dagster:
+            ready &= self._poll(f"{o.ui_url}/graphql", {"query": "{ version }"}, "version")
+        if not ready:
+            failed = self.supervisor.first_exited()
+            raise click.ClickException(
+                f"{failed.name} exited during startup"
+                if failed
+                else "services did not become ready"
+            )
+
+    def _announce(self, demo: DemoKeys | None) -> None:
+        o = self.options
+        click.echo(f"\nLytics is ready in {time.monotonic() - self.started:.1f}s")
+        if o.run_api:
+            click.echo(f"  ingest API  {o.api_url}   (health: /health/ready, OpenAPI: /schema)")
+        if o.run_dagster:
+            click.echo(f"  Dagster UI  {o.ui_url}   (webserver + daemon)")
+        if demo is not None:
+            click.echo(
+                f"\n  Created project '{demo.project_slug}'. These keys are shown only once:\n"
+                f"    write key  (SDKs, public):       {demo.write_key}\n"
+                f"    secret key (read API, servers):  {demo.secret_key}\n\n"
+                "  Send an event:\n"
+                f"    curl -u '{demo.write_key}:' -H 'Content-Type: application/json' \\\n"
+                f'      -d \'{{"type":"track","event":"Signed Up","userId":"u1"}}\' '
+                f"{o.api_url}/v1/track\n"
+            )
+        click.echo("Press Ctrl-C to stop.")
+
+    def _watch(self) -> int:
+        while (failed := self.supervisor.first_exited()) is None:
+            time.sleep(0.2)
+        code = failed.process.returncode if failed.process else 1
+        click.echo(f"{failed.name} exited with status {code}; stopping everything", err=True)
+        return code or 1
+
+    def _shutdown(self) -> None:
+        # A second Ctrl-C during shutdown must not interrupt it and leave orphans.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        self.supervisor.stop()
+        if self.embedded is not None:
+            self.embedded.stop()
+        click.echo(f"stopped after {time.monotonic() - self.started:.1f}s")

@@ -1,0 +1,118 @@
+"""Configuration from environment variables and an optional `.env` file.
+
+Every setting is documented in README.md (Configuration). Names that operators
+already know (`DATABASE_URL`, `GITHUB_TOKEN`, ...) are used unprefixed; the
+rest carry a `LYTICS_` prefix.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MissingSettingError(RuntimeError):
+    """A setting the current command needs is not configured."""
+
+    def __init__(self, env_name: str, why: str) -> None:
+        super().__init__(f"{env_name} is not set: {why}")
+        self.env_name = env_name
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    environment: Literal["development", "production", "test"] = Field(
+        "development", validation_alias=_env("LYTICS_ENV")
+    )
+
+    # --- storage -----------------------------------------------------------------
+    database_url: SecretStr | None = Field(None, validation_alias=_env("DATABASE_URL"))
+    dagster_database_url: SecretStr | None = Field(
+        None, validation_alias=_env("LYTICS_DAGSTER_DATABASE_URL")
+    )
+    ingest_database_url: SecretStr | None = Field(
+        None, validation_alias=_env("LYTICS_INGEST_DATABASE_URL")
+    )
+    data_dir: Path = Field(Path(".lytics"), validation_alias=_env("LYTICS_DATA_DIR"))
+
+    # --- secrets -----------------------------------------------------------------
+    secret_key: SecretStr | None = Field(None, validation_alias=_env("LYTICS_SECRET_KEY"))
+
+    # --- processes ---------------------------------------------------------------
+    api_host: str = Field("127.0.0.1", validation_alias=_env("LYTICS_API_HOST"))
+    api_port: int = Field(8000, ge=0, le=65535, validation_alias=_env("LYTICS_API_PORT"))
+    api_workers: int = Field(1, ge=1, le=64, validation_alias=_env("LYTICS_API_WORKERS"))
+    dagster_host: str = Field("127.0.0.1", validation_alias=_env("LYTICS_DAGSTER_HOST"))
+    dagster_port: int = Field(3000, ge=0, le=65535, validation_alias=_env("LYTICS_DAGSTER_PORT"))
+    dagster_graphql_url: str | None = Field(
+        None, validation_alias=_env("LYTICS_DAGSTER_GRAPHQL_URL")
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias=_env("LOG_LEVEL")
+    )
+    log_format: Literal["json", "text"] = Field("json", validation_alias=_env("LOG_FORMAT"))
+
+    # --- external services (base URLs so tests can point at local stand-ins) ----
+    github_api_url: str = Field("https://api.github.com", validation_alias=_env("GITHUB_API_URL"))
+    github_token: SecretStr | None = Field(None, validation_alias=_env("GITHUB_TOKEN"))
+    resend_api_url: str = Field("https://api.resend.com", validation_alias=_env("RESEND_API_URL"))
+    resend_api_key: SecretStr | None = Field(None, validation_alias=_env("RESEND_API_KEY"))
+    mail_from: str = Field("digest@lytics.localhost", validation_alias=_env("MAIL_FROM"))
+    mail_from_name: str = Field("Lytics", validation_alias=_env("MAIL_FROM_NAME"))
+    s3_endpoint_url: str | None = Field(None, validation_alias=_env("S3_ENDPOINT_URL"))
+    s3_region: str = Field("us-east-1", validation_alias=_env("S3_REGION"))
+    backup_bucket: str | None = Field(None, validation_alias=_env("LYTICS_BACKUP_BUCKET"))
+    public_url: str = Field("http://127.0.0.1:8000", validation_alias=_env("LYTICS_PUBLIC_URL"))
+
+    @model_validator(mode="after")
+    def _production_requires_explicit_storage_and_secret(self) -> Settings:
+        # In production nothing is generated or embedded behind the operator's back.
+        if self.environment == "production":
+            if self.database_url is None:
+                raise MissingSettingError("DATABASE_URL", "production needs an external Postgres")
+            if self.secret_key is None:
+                raise MissingSettingError(
+                    "LYTICS_SECRET_KEY", "production needs a fixed key to encrypt secrets at rest"
+                )
+        return self
+
+    @property
+    def data_path(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def graphql_url(self) -> str:
+        if self.dagster_graphql_url:
+            return self.dagster_graphql_url
+        return f"http://{self.dagster_host}:{self.dagster_port}/graphql"
+
+    def require_secret_key(self) -> str:
+        if self.secret_key is None:
+            raise MissingSettingError(
+                "LYTICS_SECRET_KEY", "it encrypts tokens and credentials stored in the database"
+            )
+        return self.secret_key.get_secret_value()
+
+    def require_database_url(self) -> str:
+        if self.database_url is None:
+            raise MissingSettingError(
+                "DATABASE_URL", "start the platform with `lytics dev` or point it at Postgres"
+            )
+        return self.database_url.get_secret_value()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""The warehouse: connection URLs, engines, table definitions and migrations."""

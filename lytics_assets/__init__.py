@@ -1,0 +1,1 @@
+"""Dagster definitions for Lytics: thin wrappers around the `lytics` core library."""

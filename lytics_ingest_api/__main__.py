@@ -1,0 +1,35 @@
+"""`python -m lytics_ingest_api`: serve the ingest API with uvicorn (production entry point)."""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from lytics.logs import configure_logging
+from lytics.settings import get_settings
+
+
+def main() -> None:
+    settings = get_settings()
+    parser = argparse.ArgumentParser(prog="python -m lytics_ingest_api")
+    parser.add_argument("--host", default=settings.api_host)
+    parser.add_argument("--port", type=int, default=settings.api_port)
+    parser.add_argument("--workers", type=int, default=settings.api_workers)
+    args = parser.parse_args()
+    configure_logging(settings.log_level, settings.log_format)
+    uvicorn.run(
+        "lytics_ingest_api.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=None,  # keep our JSON logging
+        access_log=False,  # request logs come from the app, with a request id
+        proxy_headers=False,  # client IPs are resolved by the app from trusted proxies only
+        timeout_graceful_shutdown=8,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Fixtures: real Postgres (a database per test), real HTTP, a real S3 protocol server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from lytics.settings import Settings, get_settings
+from lytics.warehouse.engine import create_sync_engine
+from tests.support.postgres import (
+    create_database,
+    drop_database,
+    migrated_template,
+    server_for_tests,
+    unique_name,
+)
+
+TEST_SECRET = "test-secret-key-not-for-production"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """URL of a Postgres server we may create databases on (psycopg 3 driver)."""
+    with server_for_tests(os.environ.get("LYTICS_TEST_DATABASE_URL")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server: str) -> Iterator[str]:
+    with migrated_template(pg_server) as name:
+        yield name
+
+
+@pytest.fixture
+def empty_database_url(pg_server: str) -> Iterator[str]:
+    """A brand-new database with no schema at all (for migration tests)."""
+    name = unique_name("empty")
+    url = create_database(pg_server, name)
+    yield url
+    drop_database(pg_server, name)
+
+
+@pytest.fixture
+def database_url(pg_server: str, template_db: str) -> Iterator[str]:
+    """A fresh, migrated database for this test alone."""
+    name = unique_name("t")
+    url = create_database(pg_server, name, template=template_db)
+    yield url
+    drop_database(pg_server, name)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = create_sync_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        secret_key=TEST_SECRET,
+        data_dir=tmp_path / "data",
+        environment="test",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    # Settings are cached per process; tests that change the environment must not leak.
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 protocol server (moto's, over HTTP) on a free port."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()

@@ -1,0 +1,162 @@
+"""`lytics dev` as a user runs it: one command up, one signal down, nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from lytics.embedded_postgres import EmbeddedPostgres
+from tests.support.http import free_port, port_is_free
+
+LYTICS = str(Path(sys.executable).parent / "lytics")
+STARTUP_TIMEOUT_S = 150
+STOP_LIMIT_S = 10
+
+WORKSPACE_QUERY = """
+{ workspaceOrError { __typename ... on Workspace { locationEntries { name
+    locationOrLoadError { __typename ... on PythonError { message } } } } } }
+"""
+
+
+@dataclass
+class Running:
+    process: subprocess.Popen[bytes]
+    log: Path
+    api: str
+    ui: str
+    api_port: int
+    ui_port: int
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def descendants(self) -> list[psutil.Process]:
+        return psutil.Process(self.process.pid).children(recursive=True)
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="lyt-dev-", dir="/tmp"))
+    yield folder
+    EmbeddedPostgres.in_data_dir(folder).stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _start(data_dir: Path, *flags: str, env: dict[str, str] | None = None) -> Running:
+    api_port, ui_port = free_port(), free_port()
+    log = data_dir.parent / f"{data_dir.name}-{api_port}.log"
+    environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    environment.update(LYTICS_DATA_DIR=str(data_dir), LOG_FORMAT="json", **(env or {}))
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [LYTICS, "dev", "--api-port", str(api_port), "--dagster-port", str(ui_port), *flags],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            cwd=data_dir,  # not the repository: the command must find its own files
+        )
+    return Running(
+        process,
+        log,
+        f"http://127.0.0.1:{api_port}",
+        f"http://127.0.0.1:{ui_port}",
+        api_port,
+        ui_port,
+    )
+
+
+def _wait_for(running: Running, check: str, dagster: bool = True) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        assert running.process.poll() is None, f"lytics dev exited early:\n{running.output()}"
+        if check in running.output():
+            break
+        time.sleep(0.25)
+    else:
+        pytest.fail(f"not ready within {STARTUP_TIMEOUT_S}s:\n{running.output()}")
+    ready = httpx.get(f"{running.api}/health/ready", timeout=5)
+    assert ready.status_code == 200
+    if dagster:
+        version = httpx.post(f"{running.ui}/graphql", json={"query": "{ version }"}, timeout=10)
+        assert version.json()["data"]["version"]
+        workspace = httpx.post(f"{running.ui}/graphql", json={"query": WORKSPACE_QUERY}, timeout=30)
+        entries = workspace.json()["data"]["workspaceOrError"]["locationEntries"]
+        assert [(e["name"], e["locationOrLoadError"]["__typename"]) for e in entries] == [
+            ("lytics", "RepositoryLocation")
+        ], workspace.text
+
+
+def _stop_and_check_clean(running: Running, sig: signal.Signals, postmaster: int | None) -> float:
+    children = running.descendants()
+    assert children, "lytics dev should be supervising processes"
+    began = time.monotonic()
+    running.process.send_signal(sig)
+    code = running.process.wait(STOP_LIMIT_S + 5)
+    took = time.monotonic() - began
+    assert code == 0, running.output()
+    assert took < STOP_LIMIT_S, f"took {took:.1f}s to stop"
+    survivors = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert survivors == [], f"left behind: {[p.cmdline() for p in survivors]}"
+    if postmaster is not None:
+        assert not psutil.pid_exists(postmaster) or (
+            psutil.Process(postmaster).status() == psutil.STATUS_ZOMBIE
+        ), "embedded Postgres still running"
+    for port in (running.api_port, running.ui_port):
+        assert port_is_free(port), f"port {port} still bound"
+    return took
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_dev_starts_everything_and_stops_clean_then_reuses_data(data_dir: Path) -> None:
+    first = _start(data_dir)
+    try:
+        _wait_for(first, "Press Ctrl-C to stop.")
+        out = first.output()
+        assert "Created project 'demo'" in out
+        assert "curl -u 'lyw_" in out
+        postmaster = EmbeddedPostgres.in_data_dir(data_dir).postmaster_pid()
+        assert postmaster is not None
+        _stop_and_check_clean(first, signal.SIGTERM, postmaster)
+    finally:
+        if first.process.poll() is None:
+            first.process.kill()
+
+    # Second start: same data, no new project or keys, and SIGINT works as Ctrl-C.
+    second = _start(data_dir, "--no-dagster")
+    try:
+        _wait_for(second, "Press Ctrl-C to stop.", dagster=False)
+        assert "Created project" not in second.output()
+        postmaster = EmbeddedPostgres.in_data_dir(data_dir).postmaster_pid()
+        _stop_and_check_clean(second, signal.SIGINT, postmaster)
+    finally:
+        if second.process.poll() is None:
+            second.process.kill()
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_dev_on_an_external_database_url(data_dir: Path, database_url: str) -> None:
+    running = _start(data_dir, "--no-dagster", env={"DATABASE_URL": database_url})
+    try:
+        _wait_for(running, "Press Ctrl-C to stop.", dagster=False)
+        assert "postgres  external" in running.output()
+        assert "Created project 'demo'" in running.output()
+        # Nothing embedded was started for it.
+        assert not (data_dir / "pg").exists()
+        _stop_and_check_clean(running, signal.SIGTERM, None)
+    finally:
+        if running.process.poll() is None:
+            running.process.kill()
