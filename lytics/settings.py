@@ -63,6 +63,31 @@ class Settings(BaseSettings):
     )
     log_format: Literal["json", "text"] = Field("json", validation_alias=_env("LOG_FORMAT"))
 
+    # --- ingest behaviour ----------------------------------------------------------
+    # Segment's published limits, measured after decompression.
+    max_event_bytes: int = Field(32 * 1024, ge=1024, validation_alias=_env("LYTICS_MAX_EVENT_BYTES"))
+    max_batch_bytes: int = Field(
+        500 * 1024, ge=1024, validation_alias=_env("LYTICS_MAX_BATCH_BYTES")
+    )
+    # Events further ahead than this (after clock-skew correction) are clamped to receipt time.
+    max_future_hours: float = Field(23.0, ge=0, validation_alias=_env("LYTICS_MAX_FUTURE_HOURS"))
+    # Requests per second per key (token bucket); 0 disables the limit.
+    rate_limit_per_second: float = Field(
+        200.0, ge=0, validation_alias=_env("LYTICS_RATE_LIMIT_PER_SECOND")
+    )
+    rate_limit_burst: int = Field(400, ge=1, validation_alias=_env("LYTICS_RATE_LIMIT_BURST"))
+    # Comma-separated addresses/CIDRs whose X-Forwarded-For we believe.
+    trusted_proxies: str = Field("", validation_alias=_env("LYTICS_TRUSTED_PROXIES"))
+    # How long a verified key is remembered; a revoked key dies within this time.
+    key_cache_seconds: float = Field(30.0, ge=0, validation_alias=_env("LYTICS_KEY_CACHE_SECONDS"))
+    writer_max_rows: int = Field(500, ge=1, validation_alias=_env("LYTICS_WRITER_MAX_ROWS"))
+    writer_max_wait_ms: float = Field(
+        5.0, ge=0, validation_alias=_env("LYTICS_WRITER_MAX_WAIT_MS")
+    )
+    writer_concurrency: int = Field(
+        3, ge=1, le=32, validation_alias=_env("LYTICS_WRITER_CONCURRENCY")
+    )
+
     # --- external services (base URLs so tests can point at local stand-ins) ----
     github_api_url: str = Field("https://api.github.com", validation_alias=_env("GITHUB_API_URL"))
     github_token: SecretStr | None = Field(None, validation_alias=_env("GITHUB_TOKEN"))

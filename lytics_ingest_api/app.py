@@ -4,33 +4,117 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from lytics.settings import Settings, get_settings
-from lytics_ingest_api.database import ingest_pool
+from lytics_ingest_api.auth import KeyResolver
+from lytics_ingest_api.client_ip import parse_trusted
+from lytics_ingest_api.database import ingest_pool, reader_pool
+from lytics_ingest_api.errors import EXCEPTION_HANDLERS
+from lytics_ingest_api.events.writer import EventWriter
 from lytics_ingest_api.health import HealthController
+from lytics_ingest_api.observability import observability_middleware
+from lytics_ingest_api.rate_limit import RateLimiter
+from lytics_ingest_api.routes import events, metrics_ingest, prometheus, reads, replay
+
+# Bodies are read by the handlers with their own limits (decompressed sizes);
+# this is only the outer bound for anything Litestar reads itself.
+OUTER_BODY_LIMIT = 6 * 1024 * 1024
+
+ROUTE_HANDLERS: list[Any] = [
+    HealthController,
+    *events.ROUTES,
+    *metrics_ingest.ROUTES,
+    *replay.ROUTES,
+    *reads.ROUTES,
+    *prometheus.ROUTES,
+]
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None, *, extra_routes: list[Any] | None = None
+) -> Litestar:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         pool = ingest_pool(settings)
+        readers = reader_pool(settings)
         # Do not wait for Postgres at startup: readiness reports it, and the
-        # pool reconnects on its own when the database comes back.
+        # pools reconnect on their own when the database comes back.
         await pool.open(wait=False)
-        app.state.pool = pool
+        await readers.open(wait=False)
+        writer = EventWriter(
+            pool,
+            max_rows=settings.writer_max_rows,
+            max_wait_ms=settings.writer_max_wait_ms,
+            concurrency=settings.writer_concurrency,
+        )
+        writer.start()
+        app.state.update(
+            pool=pool,
+            reader_pool=readers,
+            writer=writer,
+            key_resolver=KeyResolver(pool, settings.key_cache_seconds),
+        )
         try:
             yield
         finally:
+            # In-flight requests have been answered by now; flush whatever is queued.
+            await writer.close()
+            await readers.close()
             await pool.close()
 
     return Litestar(
-        route_handlers=[HealthController],
+        route_handlers=[*ROUTE_HANDLERS, *(extra_routes or [])],
         lifespan=[lifespan],
-        openapi_config=OpenAPIConfig(title="Lytics ingest API", version="0.1.0"),
+        middleware=[observability_middleware],
+        exception_handlers=EXCEPTION_HANDLERS,
+        cors_config=CORSConfig(
+            # Any site may send (write keys are public); per-project origin lists are
+            # enforced after authentication (lytics_ingest_api.admission).
+            allow_origins=["*"],
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Content-Encoding",
+                "X-API-Key",
+                "X-Request-ID",
+            ],
+            expose_headers=[
+                "X-Request-ID",
+                "Retry-After",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+            ],
+            max_age=86400,
+        ),
+        openapi_config=OpenAPIConfig(
+            title="Lytics ingest API",
+            version="0.1.0",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+        state=_initial_state(settings),
+        request_max_body_size=OUTER_BODY_LIMIT,
         logging_config=None,  # lytics.logs owns the root logger: one JSON format everywhere
+    )
+
+
+def _initial_state(settings: Settings) -> Any:
+    from litestar.datastructures import State
+
+    return State(
+        {
+            "settings": settings,
+            "rate_limiter": RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+            "trusted_proxies": parse_trusted(settings.trusted_proxies),
+        }
     )

@@ -1,4 +1,4 @@
-"""The ingest service's connection pool (psycopg 3, async, least-privilege role)."""
+"""The ingest service's connection pools (psycopg 3, async, least-privilege roles)."""
 
 from __future__ import annotations
 
@@ -9,29 +9,46 @@ from lytics.settings import Settings
 from lytics.warehouse.urls import libpq_dsn
 
 INGEST_ROLE = "lytics_ingest"
+READER_ROLE = "lytics_reader"
+# Fail a request fast when Postgres is gone (the answer is 503 + Retry-After)
+# rather than holding the client for long.
+ACQUIRE_TIMEOUT_S = 3.0
 
 
-def ingest_pool(settings: Settings, *, max_size: int = 10) -> AsyncConnectionPool[AsyncConnection]:
-    """A pool whose connections can only insert raw data and read keys.
-
-    With LYTICS_INGEST_DATABASE_URL the operator supplies a login that is
-    already restricted; otherwise the main URL is used and each connection
-    assumes the `lytics_ingest` role at startup.
-    """
-    kwargs: dict[str, object] = {"prepare_threshold": None}  # pgbouncer transaction mode
-    if settings.ingest_database_url is not None:
-        dsn = libpq_dsn(settings.ingest_database_url.get_secret_value())
-    else:
-        dsn = libpq_dsn(settings.require_database_url())
-        kwargs["options"] = f"-c role={INGEST_ROLE}"
+def _pool(
+    dsn: str, role: str | None, max_size: int, name: str
+) -> AsyncConnectionPool[AsyncConnection]:
+    kwargs: dict[str, object] = {"prepare_threshold": None, "connect_timeout": 3}
+    if role is not None:
+        kwargs["options"] = f"-c role={role}"
     return AsyncConnectionPool(
         dsn,
         kwargs=kwargs,
         min_size=1,
         max_size=max_size,
         open=False,
-        # Fail a request fast when Postgres is gone rather than queueing it forever.
-        timeout=5.0,
-        reconnect_timeout=0,
-        name="ingest",
+        timeout=ACQUIRE_TIMEOUT_S,
+        # A connection that died with a Postgres restart is replaced on checkout,
+        # not handed to a request.
+        check=AsyncConnectionPool.check_connection,
+        name=name,
     )
+
+
+def ingest_pool(settings: Settings, *, max_size: int = 10) -> AsyncConnectionPool[AsyncConnection]:
+    """Connections that can only insert raw data and read keys.
+
+    With LYTICS_INGEST_DATABASE_URL the operator supplies a login that is
+    already restricted (pgbouncer drops startup options); otherwise the main
+    URL is used and each connection assumes the `lytics_ingest` role.
+    """
+    if settings.ingest_database_url is not None:
+        return _pool(
+            libpq_dsn(settings.ingest_database_url.get_secret_value()), None, max_size, "ingest"
+        )
+    return _pool(libpq_dsn(settings.require_database_url()), INGEST_ROLE, max_size, "ingest")
+
+
+def reader_pool(settings: Settings, *, max_size: int = 4) -> AsyncConnectionPool[AsyncConnection]:
+    """Connections for the read API: one project's rows per transaction (row-level security)."""
+    return _pool(libpq_dsn(settings.require_database_url()), READER_ROLE, max_size, "reader")

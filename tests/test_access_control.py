@@ -51,6 +51,9 @@ def test_ingest_role_inserts_raw_data_and_reads_keys(ingest: psycopg.Connection)
     # Retries are harmless even for this role: a duplicate is skipped, not an error.
     cur = ingest.execute(INSERT_EVENT + " ON CONFLICT DO NOTHING", (1, "m1"))
     assert cur.rowcount == 0
+    # It learns which keys its own insert stored (for per-event answers), not content.
+    cur = ingest.execute(INSERT_EVENT + " ON CONFLICT DO NOTHING RETURNING message_id", (1, "m2"))
+    assert cur.fetchall() == [("m2",)]
     keys = ingest.execute("SELECT key_hash FROM app.api_keys").fetchall()
     assert len(keys) == 1
 
@@ -59,6 +62,8 @@ def test_ingest_role_inserts_raw_data_and_reads_keys(ingest: psycopg.Connection)
     "statement",
     [
         "SELECT * FROM raw.events",
+        "SELECT payload FROM raw.events",
+        "SELECT body FROM raw.webhook_deliveries",
         "UPDATE raw.events SET event = 'x'",
         "DELETE FROM raw.events",
         "SELECT * FROM app.users",

@@ -1,0 +1,119 @@
+"""Request bodies: content types, decompression with a hard ceiling, JSON decoding.
+
+Limits apply to the *decompressed* size, checked while decompressing, so a
+gzip bomb is refused after at most `limit` bytes of output, never expanded
+in memory.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import msgspec
+from litestar import Request
+
+from lytics_ingest_api.errors import ApiError, bad_request
+
+JSON_TYPES = frozenset({"application/json", "text/plain", ""})
+# Compressed input beyond this is refused outright (JSON compresses ~5-20x; this is generous).
+COMPRESSED_SLACK = 64 * 1024
+
+
+def too_large(limit: int, what: str = "request body") -> ApiError:
+    return ApiError(413, "too_large", f"{what} exceeds {limit} bytes (measured decompressed)")
+
+
+def media_type(request: Request[Any, Any, Any]) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def require_json_type(request: Request[Any, Any, Any]) -> None:
+    """JSON as application/json, or text/plain so `navigator.sendBeacon` skips a CORS preflight."""
+    if media_type(request) not in JSON_TYPES:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send JSON as application/json or text/plain",
+        )
+
+
+def _decompressor(encoding: str) -> Any:
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj()
+    raise ApiError(
+        415, "unsupported_media_type", f"Content-Encoding {encoding!r} is not supported (use gzip)"
+    )
+
+
+async def _read_plain(request: Request[Any, Any, Any], limit: int) -> bytes:
+    out = bytearray()
+    async for chunk in request.stream():
+        out += chunk
+        if len(out) > limit:
+            raise too_large(limit)
+    return bytes(out)
+
+
+def _inflate(decompressor: Any, data: bytes, out: bytearray, limit: int, encoding: str) -> None:
+    # max_length stops the output at limit+1 bytes however small the input.
+    while data:
+        try:
+            out += decompressor.decompress(data, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise bad_request(f"body is not valid {encoding}: {exc}") from exc
+        if len(out) > limit:
+            raise too_large(limit)
+        data = decompressor.unconsumed_tail
+
+
+async def _read_compressed(
+    request: Request[Any, Any, Any], limit: int, decompressor: Any, encoding: str
+) -> bytes:
+    out = bytearray()
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit + COMPRESSED_SLACK:
+            raise too_large(limit)
+        _inflate(decompressor, chunk, out, limit, encoding)
+    try:
+        out += decompressor.flush()
+    except zlib.error as exc:
+        raise bad_request(f"body is not valid {encoding}: {exc}") from exc
+    if not decompressor.eof:
+        raise bad_request(f"body is a truncated {encoding} stream")
+    if len(out) > limit:
+        raise too_large(limit)
+    return bytes(out)
+
+
+async def read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    decompressor = _decompressor(encoding)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit():
+        ceiling = limit if decompressor is None else limit + COMPRESSED_SLACK
+        if int(declared) > ceiling:
+            raise too_large(limit)
+    if decompressor is None:
+        return await _read_plain(request, limit)
+    return await _read_compressed(request, limit, decompressor, encoding)
+
+
+def decode_json(body: bytes) -> Any:
+    if not body.strip():
+        raise bad_request("request body is empty; send a JSON object")
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise bad_request(f"malformed JSON: {exc}") from exc
+
+
+async def read_json(request: Request[Any, Any, Any], limit: int) -> Any:
+    require_json_type(request)
+    return decode_json(await read_body(request, limit))

@@ -1,0 +1,1 @@
+"""Analytics events: validation, normalization and the micro-batching writer."""

@@ -1,0 +1,175 @@
+"""Group commit for events: many requests, one INSERT, one COMMIT, then every answer.
+
+Requests put their rows on a queue and wait. A few writer tasks each take
+everything queued (up to `max_rows`), insert it with one statement, commit,
+and only then resolve the waiting requests: a 2xx always means committed.
+Under light load a batch is one request and nothing waits for a timer; under
+heavy load batches grow on their own while the previous commit is in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from lytics_ingest_api.events.normalize import EventRow
+from lytics_ingest_api.observability import WRITER_BATCH_ROWS, WRITER_QUEUE_DEPTH
+
+log = logging.getLogger(__name__)
+
+# unnest() of typed arrays: one statement whatever the batch size, no
+# server-side prepared statement (pgbouncer-safe), duplicates skipped by the
+# unique key, and RETURNING says which rows are new.
+INSERT_EVENTS = """
+INSERT INTO raw.events (
+    project_id, message_id, type, event, anonymous_id, user_id, session_id,
+    timestamp, original_timestamp, sent_at, received_at, timestamp_clamped,
+    url, path, referrer, utm_source, utm_medium, utm_campaign, ip, user_agent,
+    source, payload)
+SELECT project_id, message_id, type, event, anonymous_id, user_id, session_id,
+    timestamp, original_timestamp, sent_at, received_at, timestamp_clamped,
+    url, path, referrer, utm_source, utm_medium, utm_campaign, ip, user_agent,
+    source, payload::jsonb
+FROM unnest(
+    %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+    %s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::bool[],
+    %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+    %s::text[], %s::text[], %s::text[]
+) AS t(project_id, message_id, type, event, anonymous_id, user_id, session_id,
+    timestamp, original_timestamp, sent_at, received_at, timestamp_clamped,
+    url, path, referrer, utm_source, utm_medium, utm_campaign, ip, user_agent,
+    source, payload)
+ON CONFLICT (project_id, message_id) DO NOTHING
+RETURNING project_id, message_id
+"""
+
+COLUMNS = EventRow.__slots__
+
+
+class WriterClosedError(RuntimeError):
+    pass
+
+
+@dataclass
+class _Pending:
+    rows: Sequence[EventRow]
+    done: asyncio.Future[list[bool]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class EventWriter:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[AsyncConnection],
+        *,
+        max_rows: int = 500,
+        max_wait_ms: float = 0.0,
+        concurrency: int = 3,
+    ) -> None:
+        self._pool = pool
+        self._max_rows = max_rows
+        self._max_wait = max_wait_ms / 1000
+        self._concurrency = concurrency
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks) and not self._closing and all(not t.done() for t in self._tasks)
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"event-writer-{i}")
+            for i in range(self._concurrency)
+        ]
+
+    async def write(self, rows: Sequence[EventRow]) -> list[bool]:
+        """Store rows; True where a row is new, False where it was a duplicate.
+
+        Returns only after the commit. Raises the database's error when the
+        batch could not be committed (the caller answers 503).
+        """
+        if self._closing:
+            raise WriterClosedError("the service is shutting down")
+        if not rows:
+            return []
+        pending = _Pending(rows)
+        self._queue.put_nowait(pending)
+        WRITER_QUEUE_DEPTH.set(self._queue.qsize())
+        return await pending.done
+
+    async def close(self) -> None:
+        """Flush everything queued, then stop (SIGTERM path: acknowledged work is never dropped)."""
+        self._closing = True
+        await self._queue.join()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _take_batch(self) -> list[_Pending]:
+        batch = [await self._queue.get()]
+        size = len(batch[0].rows)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._max_wait
+        while size < self._max_rows:
+            try:
+                item = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    break
+            batch.append(item)
+            size += len(item.rows)
+        return batch
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._take_batch()
+            try:
+                await self._flush(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+                WRITER_QUEUE_DEPTH.set(self._queue.qsize())
+
+    async def _flush(self, batch: list[_Pending]) -> None:
+        rows = [row for pending in batch for row in pending.rows]
+        columns = [[getattr(row, name) for row in rows] for name in COLUMNS]
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                cur = await conn.execute(INSERT_EVENTS, columns)
+                inserted = {(pid, mid) for pid, mid in await cur.fetchall()}
+        except Exception as exc:
+            log.warning("event batch of %d rows not stored: %s", len(rows), type(exc).__name__)
+            for pending in batch:
+                if not pending.done.done():
+                    pending.done.set_exception(exc)
+            return
+        WRITER_BATCH_ROWS.observe(len(rows))
+        # A key inserted once: its first occurrence in the batch is "new", any repeat a duplicate.
+        for pending in batch:
+            results = []
+            for row in pending.rows:
+                key = (row.project_id, row.message_id)
+                results.append(key in inserted)
+                inserted.discard(key)
+            if not pending.done.done():
+                pending.done.set_result(results)

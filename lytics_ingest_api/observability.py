@@ -1,0 +1,112 @@
+"""Prometheus metrics, a request id on every answer, one JSON log line per request.
+
+Labels are route templates (`/v1/sessions/{session_id}/events`), never raw
+paths, so scanners and ids cannot blow up the metric cardinality. Logs carry
+the request id and the project id, never keys, IPs or payloads.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import Counter, Gauge, Histogram
+
+access_log = logging.getLogger("lytics.access")
+
+HTTP_REQUESTS = Counter(
+    "lytics_http_requests_total", "HTTP requests answered", ["route", "method", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "lytics_http_request_duration_seconds",
+    "Time from request start to the end of the answer",
+    ["route", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+EVENTS = Counter("lytics_events_total", "Events by outcome", ["result", "reason"])
+WEBHOOKS = Counter("lytics_webhooks_total", "Webhook deliveries by outcome", ["provider", "result"])
+WRITER_BATCH_ROWS = Histogram(
+    "lytics_writer_batch_rows",
+    "Rows per committed event batch",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
+)
+WRITER_QUEUE_DEPTH = Gauge("lytics_writer_queue_depth", "Requests waiting for the event writer")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-resource-policy", b"cross-origin"),
+]
+# The API answers JSON; only the docs page may load anything.
+API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+
+
+def request_id_from(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            if _REQUEST_ID.match(candidate):
+                return candidate
+    return uuid.uuid4().hex
+
+
+def note(scope: Scope, **fields: Any) -> None:
+    """Attach fields (project id, counts) to this request's log line."""
+    scope.setdefault("state", {}).setdefault("log", {}).update(fields)
+
+
+def observability_middleware(app: ASGIApp) -> ASGIApp:
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = request_id_from(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+        docs = scope["path"].startswith("/schema")
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                headers.extend(SECURITY_HEADERS)
+                if not docs:
+                    headers.append(API_CSP)
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await app(scope, receive, send_with_headers)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("path_template") or "unmatched"
+            method = scope.get("method", "")
+            HTTP_REQUESTS.labels(route, method, str(status)).inc()
+            HTTP_LATENCY.labels(route, method).observe(elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "%s %s %d",
+                    method,
+                    route,
+                    status,
+                    extra={
+                        "request_id": request_id,
+                        "method": method,
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        **scope.get("state", {}).get("log", {}),
+                    },
+                )
+
+    return middleware

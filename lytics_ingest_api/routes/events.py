@@ -1,0 +1,307 @@
+"""Event intake: Segment's HTTP Tracking API, the native endpoint, and `/collect` beacons."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from litestar import Request, Response, get, post
+from litestar.datastructures import State
+from psycopg import Error as PsycopgError
+from psycopg_pool import PoolTimeout
+
+from lytics.settings import Settings
+from lytics_ingest_api.admission import admit
+from lytics_ingest_api.auth import Principal, require_write_key
+from lytics_ingest_api.body import decode_json, read_body, read_json, require_json_type, too_large
+from lytics_ingest_api.client_ip import Network, client_ip
+from lytics_ingest_api.errors import ApiError, StoreUnavailableError, bad_request
+from lytics_ingest_api.events.normalize import (
+    EventError,
+    EventRow,
+    RequestContext,
+    collect_event,
+    segment_event,
+)
+from lytics_ingest_api.events.timestamps import TimestampError, parse_time
+from lytics_ingest_api.events.writer import EventWriter, WriterClosedError
+from lytics_ingest_api.observability import EVENTS, note
+from lytics_ingest_api.openapi_docs import (
+    BATCH_BODY,
+    COLLECT_BODY,
+    EVENT_BODY,
+    EVENTS_BODY,
+    json_body,
+)
+
+# A transparent 1x1 GIF for pixels.
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+MAX_BATCH_EVENTS = 2500
+
+
+@dataclass
+class Outcome:
+    index: int
+    message_id: str | None
+    status: str  # accepted, duplicate, rejected
+    error: str | None = None
+    field: str | None = None
+    reason: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index, "status": self.status}
+        if self.message_id is not None:
+            out["messageId"] = self.message_id
+        if self.error is not None:
+            out.update(error=self.reason, message=self.error, field=self.field)
+        return out
+
+
+def _context(request: Request[Any, Any, Any], principal: Principal, source: str) -> RequestContext:
+    settings: Settings = request.app.state.settings
+    trusted: Sequence[Network] = request.app.state.trusted_proxies
+    return RequestContext(
+        project_id=principal.project_id,
+        received_at=datetime.now(UTC),
+        source=source,
+        max_event_bytes=settings.max_event_bytes,
+        max_future=timedelta(hours=settings.max_future_hours),
+        ip=client_ip(request, trusted),
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
+async def _store(state: State, rows: list[EventRow]) -> list[bool]:
+    writer: EventWriter = state.writer
+    try:
+        return await writer.write(rows)
+    except WriterClosedError as exc:
+        raise StoreUnavailableError("the service is shutting down") from exc
+    except (PsycopgError, PoolTimeout, OSError) as exc:
+        raise StoreUnavailableError() from exc
+
+
+async def ingest(
+    request: Request[Any, Any, Any],
+    events: Sequence[Any],
+    ctx: RequestContext,
+    normalize: Callable[[Any, RequestContext], EventRow],
+) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    rows: list[EventRow] = []
+    positions: list[int] = []
+    for index, event in enumerate(events):
+        try:
+            row = normalize(event, ctx)
+        except EventError as exc:
+            outcomes.append(Outcome(index, None, "rejected", exc.message, exc.field, exc.code))
+            EVENTS.labels("rejected", exc.code).inc()
+            continue
+        positions.append(len(outcomes))
+        outcomes.append(Outcome(index, row.message_id, "accepted"))
+        rows.append(row)
+    for position, new in zip(positions, await _store(request.app.state, rows), strict=True):
+        if not new:
+            outcomes[position].status = "duplicate"
+    accepted = sum(o.status == "accepted" for o in outcomes)
+    duplicates = sum(o.status == "duplicate" for o in outcomes)
+    if accepted:
+        EVENTS.labels("accepted", "").inc(accepted)
+    if duplicates:
+        EVENTS.labels("duplicate", "").inc(duplicates)
+    note(request.scope, events=len(outcomes), accepted=accepted, duplicates=duplicates)
+    return outcomes
+
+
+def _single_answer(outcome: Outcome, headers: dict[str, str]) -> Response[dict[str, Any]]:
+    if outcome.status == "rejected":
+        status = 413 if outcome.reason == "too_large" else 400
+        problem = {"error": outcome.reason, "message": outcome.error, "field": outcome.field}
+        return Response(problem, status_code=status, headers=headers)
+    body: dict[str, Any] = {
+        "success": True,
+        "messageId": outcome.message_id,
+        "status": outcome.status,
+    }
+    return Response(body, status_code=200, headers=headers)
+
+
+def _many_answer(outcomes: list[Outcome], headers: dict[str, str]) -> Response[dict[str, Any]]:
+    counts = {
+        s: sum(o.status == s for o in outcomes) for s in ("accepted", "duplicate", "rejected")
+    }
+    body = {
+        "success": counts["rejected"] == 0,
+        "received": len(outcomes),
+        **counts,
+        "results": [o.as_json() for o in outcomes],
+    }
+    # Nothing usable at all is a client error; a partly bad batch is answered
+    # per event (the good ones are stored, the bad ones will never be).
+    status = 400 if outcomes and counts["rejected"] == len(outcomes) else 200
+    return Response(body, status_code=status, headers=headers)
+
+
+def _segment_call(kind: str) -> Any:
+    @post(
+        f"/v1/{kind}",
+        operation_id=f"segment_{kind}",
+        summary=f"Segment `{kind}` call",
+        tags=["events"],
+        operation_class=json_body(EVENT_BODY),
+        status_code=200,
+    )
+    async def handler(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+        settings: Settings = request.app.state.settings
+        event = await read_json(request, settings.max_event_bytes)
+        principal = await require_write_key(request, event)
+        headers = admit(request, principal)
+        ctx = _context(request, principal, "segment")
+        outcomes = await ingest(request, [event], ctx, lambda e, c: segment_event(e, c, kind))
+        return _single_answer(outcomes[0], headers)
+
+    return handler
+
+
+SEGMENT_CALLS = [
+    _segment_call(k) for k in ("track", "identify", "page", "screen", "group", "alias")
+]
+
+
+def _with_batch_context(event: Any, shared: dict[str, Any]) -> Any:
+    """Segment's batch-level `context` and `integrations` apply to every event."""
+    if not isinstance(event, dict) or not shared:
+        return event
+    merged = dict(event)
+    for name, value in shared.items():
+        own = merged.get(name)
+        merged[name] = {**value, **own} if isinstance(own, dict) else own if own else value
+    return merged
+
+
+@post(
+    "/v1/batch",
+    operation_id="segment_batch",
+    summary="Segment batch: many calls in one request, answered per event",
+    tags=["events"],
+    operation_class=json_body(BATCH_BODY),
+    status_code=200,
+)
+async def segment_batch(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    settings: Settings = request.app.state.settings
+    body = await read_json(request, settings.max_batch_bytes)
+    if not isinstance(body, dict):
+        raise bad_request("the body must be an object with a `batch` array", field="batch")
+    principal = await require_write_key(request, body)
+    headers = admit(request, principal)
+    batch = body.get("batch")
+    if not isinstance(batch, list):
+        raise bad_request("`batch` must be an array of events", field="batch")
+    if len(batch) > MAX_BATCH_EVENTS:
+        raise ApiError(413, "too_large", f"a batch holds at most {MAX_BATCH_EVENTS} events")
+    shared = {k: body[k] for k in ("context", "integrations") if isinstance(body.get(k), dict)}
+    ctx = _context(request, principal, "segment")
+    sent_at = body.get("sentAt")
+    if sent_at is not None:
+        try:
+            ctx = replace(ctx, sent_at=parse_time(sent_at))
+        except TimestampError as exc:
+            raise bad_request(f"sentAt: {exc}", field="sentAt") from exc
+    events = [_with_batch_context(e, shared) for e in batch]
+    outcomes = await ingest(request, events, ctx, lambda e, c: segment_event(e, c, None))
+    return _many_answer(outcomes, headers)
+
+
+@post(
+    "/v1/events",
+    operation_id="events",
+    summary="Native events: one event object or an array of them",
+    tags=["events"],
+    operation_class=json_body(EVENTS_BODY),
+    status_code=200,
+)
+async def native_events(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    settings: Settings = request.app.state.settings
+    body = await read_json(request, settings.max_batch_bytes)
+    principal = await require_write_key(request, body if isinstance(body, dict) else None)
+    headers = admit(request, principal)
+    ctx = _context(request, principal, "native")
+    if isinstance(body, dict):
+        outcomes = await ingest(request, [body], ctx, lambda e, c: segment_event(e, c, None))
+        return _single_answer(outcomes[0], headers)
+    if not isinstance(body, list):
+        raise bad_request("send an event object or an array of events", field="event")
+    if len(body) > MAX_BATCH_EVENTS:
+        raise ApiError(413, "too_large", f"a request holds at most {MAX_BATCH_EVENTS} events")
+    outcomes = await ingest(request, body, ctx, lambda e, c: segment_event(e, c, None))
+    return _many_answer(outcomes, headers)
+
+
+def _collect_answer(
+    outcome: Outcome, headers: dict[str, str], ctx: RequestContext
+) -> Response[Any]:
+    if outcome.status == "rejected":
+        return _single_answer(outcome, headers)
+    body = {
+        "status": "success",
+        "message": "Event received and stored"
+        if outcome.status == "accepted"
+        else "Event already stored",
+        "result": outcome.status,
+        "event_id": outcome.message_id,
+        "timestamp": ctx.received_at.isoformat(),
+    }
+    return Response(body, status_code=200, headers=headers)
+
+
+@post(
+    "/collect",
+    operation_id="collect",
+    summary="Browser beacon (seed S1 shape); text/plain accepted for sendBeacon",
+    tags=["events"],
+    operation_class=json_body(COLLECT_BODY),
+    status_code=200,
+)
+async def collect(request: Request[Any, Any, Any]) -> Response[Any]:
+    settings: Settings = request.app.state.settings
+    require_json_type(request)
+    body = decode_json(await read_body(request, settings.max_event_bytes))
+    principal = await require_write_key(request, body if isinstance(body, dict) else None)
+    headers = admit(request, principal)
+    ctx = _context(request, principal, "collect")
+    outcomes = await ingest(request, [body], ctx, collect_event)
+    return _collect_answer(outcomes[0], headers, ctx)
+
+
+@get(
+    "/collect",
+    operation_id="collect_pixel",
+    summary="Tracking pixel: the event in the query string, answered with a 1x1 GIF",
+    tags=["events"],
+)
+async def collect_pixel(request: Request[Any, Any, Any]) -> Response[bytes]:
+    settings: Settings = request.app.state.settings
+    params: dict[str, Any] = {k: v for k, v in request.query_params.items() if k != "writeKey"}
+    if len(request.url.query.encode()) > settings.max_event_bytes:
+        raise too_large(settings.max_event_bytes, "query string")
+    # utm_* parameters of the pixel URL become the attribution of the event.
+    utm = {k: params.pop(k) for k in list(params) if k.startswith("utm_")}
+    if utm:
+        params["attribution"] = {"utmParams": utm}
+    principal = await require_write_key(request)
+    headers = admit(request, principal)
+    ctx = _context(request, principal, "pixel")
+    outcome = (await ingest(request, [params], ctx, collect_event))[0]
+    if outcome.status == "rejected":
+        raise bad_request(outcome.error or "invalid event", field=outcome.field)
+    return Response(
+        PIXEL,
+        media_type="image/gif",
+        headers={**headers, "Cache-Control": "no-store, max-age=0"},
+    )
+
+
+ROUTES = [*SEGMENT_CALLS, segment_batch, native_events, collect, collect_pixel]

@@ -1,0 +1,192 @@
+"""Session replay (seed S4): sessions and rrweb event batches, authenticated with X-API-Key."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, post
+
+from lytics_ingest_api.admission import admit
+from lytics_ingest_api.auth import Principal, require_write_key
+from lytics_ingest_api.body import read_json
+from lytics_ingest_api.errors import bad_request
+from lytics_ingest_api.events.timestamps import TimestampError, parse_time
+from lytics_ingest_api.observability import note
+from lytics_ingest_api.openapi_docs import REPLAY_EVENTS_BODY, SESSION_START_BODY, json_body
+
+# Full DOM snapshots make replay batches far larger than analytics events.
+MAX_REPLAY_BYTES = 5 * 1024 * 1024
+MAX_ID = 200
+
+INSERT_SESSION = """
+INSERT INTO raw.replay_sessions
+    (project_id, session_id, user_id, user_email, url, referrer, user_agent, metadata, started_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)
+ON CONFLICT (project_id, session_id) DO NOTHING
+RETURNING id
+"""
+
+INSERT_BATCH = """
+INSERT INTO raw.replay_events
+    (project_id, session_id, batch_id, event_count, first_timestamp, last_timestamp, events)
+VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb)
+ON CONFLICT (project_id, session_id, batch_id) DO NOTHING
+RETURNING id
+"""
+
+
+def _id(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > MAX_ID:
+        raise bad_request(f"{field} must be a string of 1-{MAX_ID} characters", field=field)
+    return value
+
+
+def _opt_text(value: Any, field: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise bad_request(f"{field} must be a string", field=field)
+    return value
+
+
+async def _start(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    principal = await require_write_key(request)
+    headers = admit(request, principal)
+    body = await read_json(request, 64 * 1024)
+    if not isinstance(body, dict):
+        raise bad_request("the body must be an object", field="sessionId")
+    session_id = _id(body.get("sessionId"), "sessionId")
+    meta = body.get("metadata") or {}
+    if not isinstance(meta, dict):
+        raise bad_request("metadata must be an object", field="metadata")
+    try:
+        started = parse_time(meta.get("timestamp")) or datetime.now(UTC)
+    except TimestampError as exc:
+        raise bad_request(f"metadata.timestamp: {exc}", field="metadata.timestamp") from exc
+    params = (
+        principal.project_id,
+        session_id,
+        _opt_text(body.get("userId"), "userId"),
+        _opt_text(body.get("userEmail"), "userEmail"),
+        _opt_text(meta.get("url"), "metadata.url"),
+        _opt_text(meta.get("referrer"), "metadata.referrer"),
+        _opt_text(meta.get("userAgent"), "metadata.userAgent"),
+        msgspec.json.encode(meta).decode(),
+        started,
+    )
+    async with request.app.state.pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(INSERT_SESSION, params)
+        created = await cur.fetchone() is not None
+    note(request.scope, replay="start")
+    status = "created" if created else "duplicate"
+    return Response(
+        {"success": True, "sessionId": session_id, "status": status},
+        status_code=200,
+        headers=headers,
+    )
+
+
+def _event_times(events: list[Any]) -> tuple[datetime | None, datetime | None]:
+    stamps = [
+        e["timestamp"]
+        for e in events
+        if isinstance(e, dict)
+        and isinstance(e.get("timestamp"), int | float)
+        and not isinstance(e.get("timestamp"), bool)
+    ]
+    if not stamps:
+        return None, None
+    try:
+        return parse_time(min(stamps)), parse_time(max(stamps))
+    except TimestampError:
+        return None, None
+
+
+async def _store_batch(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    headers: dict[str, str],
+    session_id: str,
+    body: dict[str, Any],
+) -> Response[dict[str, Any]]:
+    events = body.get("events")
+    if not isinstance(events, list) or not events:
+        raise bad_request("events must be a non-empty array of rrweb events", field="events")
+    encoded = msgspec.json.encode(events)
+    batch_id = body.get("batchId")
+    # Without a client batch id, the content identifies the batch: a retried
+    # upload of the same events is stored once.
+    batch = (
+        _id(batch_id, "batchId") if batch_id is not None else hashlib.sha256(encoded).hexdigest()
+    )
+    first, last = _event_times(events)
+    params = (principal.project_id, session_id, batch, len(events), first, last, encoded.decode())
+    async with request.app.state.pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(INSERT_BATCH, params)
+        created = await cur.fetchone() is not None
+    note(request.scope, replay_events=len(events))
+    return Response(
+        {
+            "success": True,
+            "sessionId": session_id,
+            "batchId": batch,
+            "events": len(events),
+            "status": "created" if created else "duplicate",
+        },
+        status_code=200,
+        headers=headers,
+    )
+
+
+@post(
+    ["/v1/sessions/start", "/api/sessions/start"],
+    summary="Register a replay session (user, URL, referrer, user agent, screen, viewport)",
+    tags=["replay"],
+    operation_class=json_body(SESSION_START_BODY),
+    status_code=200,
+)
+async def session_start(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    return await _start(request)
+
+
+@post(
+    "/v1/sessions/{session_id:str}/events",
+    operation_id="replay_session_events",
+    summary="Upload a batch of rrweb events for a session",
+    tags=["replay"],
+    operation_class=json_body(REPLAY_EVENTS_BODY),
+    status_code=200,
+)
+async def session_events(
+    request: Request[Any, Any, Any], session_id: str
+) -> Response[dict[str, Any]]:
+    principal = await require_write_key(request)
+    headers = admit(request, principal)
+    body = await read_json(request, MAX_REPLAY_BYTES)
+    if not isinstance(body, dict):
+        raise bad_request("the body must be an object with an events array", field="events")
+    return await _store_batch(request, principal, headers, _id(session_id, "session_id"), body)
+
+
+@post(
+    "/api/ingest",
+    operation_id="replay_ingest_legacy",
+    summary="Seed S4's upload path: {sessionId, events, timestamp}",
+    tags=["replay"],
+    operation_class=json_body(REPLAY_EVENTS_BODY),
+    status_code=200,
+)
+async def legacy_ingest(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    principal = await require_write_key(request)
+    headers = admit(request, principal)
+    body = await read_json(request, MAX_REPLAY_BYTES)
+    if not isinstance(body, dict):
+        raise bad_request("the body must be an object with sessionId and events", field="events")
+    session_id = _id(body.get("sessionId"), "sessionId")
+    return await _store_batch(request, principal, headers, session_id, body)
+
+
+ROUTES = [session_start, session_events, legacy_ingest]
