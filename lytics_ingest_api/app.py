@@ -21,6 +21,7 @@ from lytics_ingest_api.health import HealthController
 from lytics_ingest_api.observability import observability_middleware
 from lytics_ingest_api.rate_limit import RateLimiter
 from lytics_ingest_api.routes import events, metrics_ingest, prometheus, reads, replay
+from lytics_ingest_api.webhooks import routes as webhook_routes
 
 # Bodies are read by the handlers with their own limits (decompressed sizes);
 # this is only the outer bound for anything Litestar reads itself.
@@ -33,6 +34,7 @@ ROUTE_HANDLERS: list[Any] = [
     *replay.ROUTES,
     *reads.ROUTES,
     *prometheus.ROUTES,
+    *webhook_routes.ROUTES,
 ]
 
 

@@ -16,7 +16,12 @@ def test_live_and_ready_with_postgres(settings: Settings) -> None:
         assert httpx.get(f"{base}/health/live").json() == {"status": "ok"}
         ready = httpx.get(f"{base}/health/ready")
         assert ready.status_code == 200
-        assert ready.json() == {"status": "ready", "database": "ok"}
+        assert ready.json() == {
+            "status": "ready",
+            "database": "ok",
+            "writer": "ok",
+            "queue_depth": 0,
+        }
 
 
 def test_ready_answers_503_with_retry_after_when_postgres_is_unreachable(tmp_path: Path) -> None:

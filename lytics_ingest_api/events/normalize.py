@@ -83,14 +83,24 @@ def _obj(value: Any, field: str) -> Mapping[str, Any]:
 
 
 def _text(value: Any, field: str, limit: int = MAX_NAME) -> str | None:
-    """Strings as sent; numbers become strings (SDKs send numeric user ids)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise EventError(field, f"{field} must be a string")
+    if len(value) > limit:
+        raise EventError(field, f"{field} is longer than {limit} characters")
+    return value
+
+
+def _identity(value: Any, field: str) -> str | None:
+    """Ids as sent; numbers become strings (SDKs send numeric user ids)."""
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise EventError(field, f"{field} must be a string")
     text = str(value)
-    if len(text) > limit:
-        raise EventError(field, f"{field} is longer than {limit} characters")
+    if len(text) > MAX_NAME:
+        raise EventError(field, f"{field} is longer than {MAX_NAME} characters")
     return text
 
 
@@ -141,8 +151,8 @@ def segment_event(event: Any, ctx: RequestContext, type_hint: str | None = None)
     if not isinstance(kind, str) or kind not in EVENT_TYPES:
         raise EventError("type", f"type must be one of {', '.join(sorted(EVENT_TYPES))}")
 
-    user_id = _text(event.get("userId", event.get("user_id")), "userId")
-    anonymous_id = _text(event.get("anonymousId", event.get("anonymous_id")), "anonymousId")
+    user_id = _identity(event.get("userId", event.get("user_id")), "userId")
+    anonymous_id = _identity(event.get("anonymousId", event.get("anonymous_id")), "anonymousId")
     if user_id is None and anonymous_id is None:
         raise EventError("userId", "userId or anonymousId is required")
 
@@ -170,7 +180,7 @@ def segment_event(event: Any, ctx: RequestContext, type_hint: str | None = None)
         event=name,
         anonymous_id=anonymous_id,
         user_id=user_id,
-        session_id=_text(session, "sessionId"),
+        session_id=_identity(session, "sessionId"),
         timestamp=timestamp,
         original_timestamp=original,
         sent_at=sent_at,
@@ -200,8 +210,8 @@ def collect_event(event: Any, ctx: RequestContext) -> EventRow:
     event_type = _text(event.get("eventType"), "eventType")
     if event_type is None:
         raise EventError("eventType", "eventType is required")
-    visitor = _text(event.get("visitorId"), "visitorId")
-    user = _text(event.get("userId"), "userId")
+    visitor = _identity(event.get("visitorId"), "visitorId")
+    user = _identity(event.get("userId"), "userId")
     if visitor is None and user is None:
         raise EventError("visitorId", "visitorId is required")
     attribution = _obj(event.get("attribution"), "attribution")
@@ -218,7 +228,7 @@ def collect_event(event: Any, ctx: RequestContext) -> EventRow:
         event=None if is_page else event_type,
         anonymous_id=visitor,
         user_id=user,
-        session_id=_text(event.get("sessionId"), "sessionId"),
+        session_id=_identity(event.get("sessionId"), "sessionId"),
         timestamp=timestamp,
         original_timestamp=original,
         sent_at=sent_at,

@@ -87,7 +87,8 @@ async def metrics_ingest(request: Request[Any, Any, Any]) -> Response[dict[str, 
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             raise bad_request(f"metrics[{index}] must be an object", field=f"metrics[{index}]")
-        meta = item.get("meta") or {}
+        meta = item.get("meta", {})
+        meta = {} if meta is None else meta
         if not isinstance(meta, dict):
             raise bad_request(
                 f"metrics[{index}].meta must be an object", field=f"metrics[{index}].meta"

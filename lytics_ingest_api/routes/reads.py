@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Request, get
-from litestar.params import Parameter
+from litestar.params import FromQuery, QueryParameter
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
@@ -63,7 +63,7 @@ async def _scoped(conn: AsyncConnection, principal: Principal) -> None:
 @get("/v1/events/recent", operation_id="events_recent", tags=["reads"], summary="Latest events")
 async def recent_events(
     request: Request[Any, Any, Any],
-    limit: Annotated[int, Parameter(ge=1, le=100, description="How many (1-100)")] = 20,
+    limit: Annotated[int, QueryParameter(ge=1, le=100, description="How many (1-100)")] = 20,
 ) -> dict[str, Any]:
     principal = await require_secret_key(request)
     admit(request, principal)
@@ -84,13 +84,13 @@ async def recent_events(
 async def messages(
     request: Request[Any, Any, Any],
     *,
-    limit: Annotated[int, Parameter(ge=1, le=100)] = 50,
-    offset: Annotated[int, Parameter(ge=0, le=1_000_000)] = 0,
-    source: Annotated[str | None, Parameter(max_length=64)] = None,
-    sender: Annotated[str | None, Parameter(query="from", max_length=500)] = None,
-    since: datetime | None = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
+    offset: Annotated[int, QueryParameter(ge=0, le=1_000_000)] = 0,
+    source: Annotated[str | None, QueryParameter(max_length=64)] = None,
+    sender: Annotated[str | None, QueryParameter(name="from", max_length=500)] = None,
+    since: FromQuery[datetime | None] = None,
     q: Annotated[
-        str | None, Parameter(max_length=200, description="Text search in the body")
+        str | None, QueryParameter(max_length=200, description="Text search in the body")
     ] = None,
 ) -> dict[str, Any]:
     principal = await require_secret_key(request)

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, post
+from litestar.params import FromPath
 
 from lytics_ingest_api.admission import admit
 from lytics_ingest_api.auth import Principal, require_write_key
@@ -59,7 +60,8 @@ async def _start(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     if not isinstance(body, dict):
         raise bad_request("the body must be an object", field="sessionId")
     session_id = _id(body.get("sessionId"), "sessionId")
-    meta = body.get("metadata") or {}
+    meta = body.get("metadata", {})
+    meta = {} if meta is None else meta
     if not isinstance(meta, dict):
         raise bad_request("metadata must be an object", field="metadata")
     try:
@@ -161,7 +163,7 @@ async def session_start(request: Request[Any, Any, Any]) -> Response[dict[str, A
     status_code=200,
 )
 async def session_events(
-    request: Request[Any, Any, Any], session_id: str
+    request: Request[Any, Any, Any], session_id: FromPath[str]
 ) -> Response[dict[str, Any]]:
     principal = await require_write_key(request)
     headers = admit(request, principal)
