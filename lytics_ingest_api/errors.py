@@ -9,6 +9,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
+from psycopg import DataError
 from psycopg import OperationalError as PsycopgOperationalError
 from psycopg_pool import PoolTimeout
 
@@ -95,6 +96,16 @@ def _store_error(request: Request[Any, Any, Any], exc: Exception) -> Response[di
     return _api_error(request, StoreUnavailableError())
 
 
+def _unstorable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    # Input that passed validation but that Postgres refuses: the client's data, not our outage.
+    log.warning("database refused input: %s", type(exc).__name__)
+    body = {
+        "error": "unstorable",
+        "message": f"the database refused the data ({type(exc).__name__})",
+    }
+    return Response(body, status_code=422)
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return Response({"error": "internal", "message": "internal error"}, status_code=500)
@@ -105,5 +116,6 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     HTTPException: _http_exception,
     PoolTimeout: _store_error,
     PsycopgOperationalError: _store_error,
+    DataError: _unstorable,
     Exception: _unexpected,
 }

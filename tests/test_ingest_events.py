@@ -463,3 +463,13 @@ def test_prometheus_metrics_count_outcomes(api: Ingest) -> None:
     assert 'lytics_http_requests_total{method="POST",route="/v1/batch",status="200"}' in text
     assert "lytics_writer_batch_rows_bucket" in text
     assert "lytics_writer_queue_depth" in text
+
+
+def test_nul_characters_are_kept_as_replacement_characters_not_refused(api: Ingest) -> None:
+    # Postgres text/jsonb cannot hold U+0000; found by the OpenAPI fuzzer.
+    event = {"event": "E\u0000vil", "userId": "u\u0000", "properties": {"k\u0000": "v\u0000"}}
+    answer = api.post("/v1/track", json=event)
+    assert answer.status_code == 200, answer.text
+    row = api.rows("SELECT event, user_id, payload FROM raw.events")[0]
+    assert (row.event, row.user_id) == ("E\ufffdvil", "u\ufffd")
+    assert row.payload["properties"] == {"k\ufffd": "v\ufffd"}

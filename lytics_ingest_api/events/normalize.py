@@ -14,16 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import msgspec
-
 from lytics_ingest_api.events.timestamps import TimestampError, corrected, parse_time
+from lytics_ingest_api.jsontext import storable
 
 EVENT_TYPES = frozenset({"track", "page", "screen", "identify", "group", "alias"})
 MAX_MESSAGE_ID = 100
 MAX_NAME = 500
 PAGEVIEW_NAMES = frozenset({"pageview", "page_view", "page", "$pageview"})
-
-_encode = msgspec.json.Encoder().encode
 
 
 class EventError(ValueError):
@@ -131,6 +128,13 @@ def _message_id(event: Mapping[str, Any], ctx: RequestContext, payload: bytes) -
     return f"gen-{uuid.uuid4().hex}"
 
 
+def _encoded(event: dict[str, Any], ctx: RequestContext) -> tuple[dict[str, Any], bytes]:
+    event, payload = storable(event)
+    if len(payload) > ctx.max_event_bytes:
+        raise EventError("event", f"event exceeds {ctx.max_event_bytes} bytes", code="too_large")
+    return event, payload
+
+
 def _without_credentials(event: dict[str, Any]) -> dict[str, Any]:
     # A key in the body authenticated the request; it is not part of the event.
     if "writeKey" in event or "write_key" in event:
@@ -142,10 +146,7 @@ def segment_event(event: Any, ctx: RequestContext, type_hint: str | None = None)
     """A Segment/native event. `type_hint` is the route's type (/v1/track) if any."""
     if not isinstance(event, dict):
         raise EventError("event", "each event must be a JSON object")
-    event = _without_credentials(event)
-    payload = _encode(event)
-    if len(payload) > ctx.max_event_bytes:
-        raise EventError("event", f"event exceeds {ctx.max_event_bytes} bytes", code="too_large")
+    event, payload = _encoded(_without_credentials(event), ctx)
 
     kind = type_hint or event.get("type") or "track"
     if not isinstance(kind, str) or kind not in EVENT_TYPES:
@@ -203,10 +204,7 @@ def collect_event(event: Any, ctx: RequestContext) -> EventRow:
     """Seed S1's beacon: eventType, sessionId, visitorId, siteId, url, path, attribution."""
     if not isinstance(event, dict):
         raise EventError("event", "the event must be a JSON object")
-    event = _without_credentials(event)
-    payload = _encode(event)
-    if len(payload) > ctx.max_event_bytes:
-        raise EventError("event", f"event exceeds {ctx.max_event_bytes} bytes", code="too_large")
+    event, payload = _encoded(_without_credentials(event), ctx)
     event_type = _text(event.get("eventType"), "eventType")
     if event_type is None:
         raise EventError("eventType", "eventType is required")

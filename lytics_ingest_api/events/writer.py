@@ -15,8 +15,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
+from psycopg import AsyncConnection, InterfaceError, OperationalError
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from lytics_ingest_api.events.normalize import EventRow
 from lytics_ingest_api.observability import WRITER_BATCH_ROWS, WRITER_QUEUE_DEPTH
@@ -151,19 +151,24 @@ class EventWriter:
                 WRITER_QUEUE_DEPTH.set(self._queue.qsize())
 
     async def _flush(self, batch: list[_Pending]) -> None:
-        rows = [row for pending in batch for row in pending.rows]
-        columns = [[getattr(row, name) for row in rows] for name in COLUMNS]
         try:
-            async with self._pool.connection() as conn, conn.transaction():
-                cur = await conn.execute(INSERT_EVENTS, columns)
-                inserted = {(pid, mid) for pid, mid in await cur.fetchall()}
-        except Exception as exc:
-            log.warning("event batch of %d rows not stored: %s", len(rows), type(exc).__name__)
-            for pending in batch:
-                if not pending.done.done():
-                    pending.done.set_exception(exc)
+            inserted = await self._insert([row for pending in batch for row in pending.rows])
+        except (OperationalError, InterfaceError, PoolTimeout, OSError) as exc:
+            # The database is unreachable: nobody in this batch is acknowledged.
+            log.warning("event batch not stored: %s", type(exc).__name__)
+            self._fail(batch, exc)
             return
-        WRITER_BATCH_ROWS.observe(len(rows))
+        except Exception as exc:
+            if len(batch) == 1:
+                log.warning("event request not stored: %s", type(exc).__name__)
+                self._fail(batch, exc)
+                return
+            # Something in one request's rows is unstorable: write the requests one
+            # by one so the others are not refused for it.
+            for pending in batch:
+                await self._flush([pending])
+            return
+        WRITER_BATCH_ROWS.observe(sum(len(p.rows) for p in batch))
         # A key inserted once: its first occurrence in the batch is "new", any repeat a duplicate.
         for pending in batch:
             results = []
@@ -173,3 +178,15 @@ class EventWriter:
                 inserted.discard(key)
             if not pending.done.done():
                 pending.done.set_result(results)
+
+    async def _insert(self, rows: list[EventRow]) -> set[tuple[int, str]]:
+        columns = [[getattr(row, name) for row in rows] for name in COLUMNS]
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(INSERT_EVENTS, columns)
+            return {(pid, mid) for pid, mid in await cur.fetchall()}
+
+    @staticmethod
+    def _fail(batch: list[_Pending], exc: Exception) -> None:
+        for pending in batch:
+            if not pending.done.done():
+                pending.done.set_exception(exc)

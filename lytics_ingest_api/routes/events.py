@@ -11,6 +11,7 @@ from typing import Any
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from psycopg import Error as PsycopgError
+from psycopg import InterfaceError, OperationalError
 from psycopg_pool import PoolTimeout
 
 from lytics.settings import Settings
@@ -80,8 +81,13 @@ async def _store(state: State, rows: list[EventRow]) -> list[bool]:
         return await writer.write(rows)
     except WriterClosedError as exc:
         raise StoreUnavailableError("the service is shutting down") from exc
-    except (PsycopgError, PoolTimeout, OSError) as exc:
+    except (OperationalError, InterfaceError, PoolTimeout, OSError) as exc:
         raise StoreUnavailableError() from exc
+    except PsycopgError as exc:
+        # The database refused these rows (not the connection): no retry will help.
+        raise ApiError(
+            422, "unstorable", f"the database refused the events: {type(exc).__name__}"
+        ) from exc
 
 
 async def ingest(

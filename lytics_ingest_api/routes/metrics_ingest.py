@@ -7,7 +7,6 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import msgspec
 from litestar import Request, Response, post
 
 from lytics.settings import Settings
@@ -15,6 +14,7 @@ from lytics_ingest_api.admission import admit
 from lytics_ingest_api.auth import require_secret_key
 from lytics_ingest_api.body import read_json
 from lytics_ingest_api.errors import ApiError, bad_request
+from lytics_ingest_api.jsontext import jsonb_text
 from lytics_ingest_api.observability import note
 from lytics_ingest_api.openapi_docs import METRICS_BODY, json_body
 
@@ -32,7 +32,7 @@ FROM unnest(%s::text[], %s::text[], %s::numeric[], %s::date[], %s::text[])
 
 def _name(item: dict[str, Any], key: str, index: int) -> str:
     value = item.get(key)
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME or "\x00" in value:
         raise bad_request(
             f"metrics[{index}].{key} must be a non-empty string of at most {MAX_NAME} characters",
             field=f"metrics[{index}].{key}",
@@ -97,7 +97,7 @@ async def metrics_ingest(request: Request[Any, Any, Any]) -> Response[dict[str, 
         columns[1].append(_name(item, "metric_name", index))
         columns[2].append(_value(item, index))
         columns[3].append(_date(item, index))
-        columns[4].append(msgspec.json.encode(meta).decode())
+        columns[4].append(jsonb_text(meta))
     # All or nothing: one transaction, answered after the commit.
     async with request.app.state.pool.connection() as conn, conn.transaction():
         await conn.execute(INSERT_METRICS, [principal.project_id, *columns])

@@ -6,7 +6,6 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
 from litestar import Request, Response, post
 from litestar.params import FromPath
 
@@ -15,6 +14,7 @@ from lytics_ingest_api.auth import Principal, require_write_key
 from lytics_ingest_api.body import read_json
 from lytics_ingest_api.errors import bad_request
 from lytics_ingest_api.events.timestamps import TimestampError, parse_time
+from lytics_ingest_api.jsontext import jsonb_text, storable
 from lytics_ingest_api.observability import note
 from lytics_ingest_api.openapi_docs import REPLAY_EVENTS_BODY, SESSION_START_BODY, json_body
 
@@ -40,7 +40,7 @@ RETURNING id
 
 
 def _id(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not value or len(value) > MAX_ID:
+    if not isinstance(value, str) or not value or len(value) > MAX_ID or "\x00" in value:
         raise bad_request(f"{field} must be a string of 1-{MAX_ID} characters", field=field)
     return value
 
@@ -50,7 +50,7 @@ def _opt_text(value: Any, field: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise bad_request(f"{field} must be a string", field=field)
-    return value
+    return value.replace("\x00", "\ufffd")
 
 
 async def _start(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
@@ -76,7 +76,7 @@ async def _start(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         _opt_text(meta.get("url"), "metadata.url"),
         _opt_text(meta.get("referrer"), "metadata.referrer"),
         _opt_text(meta.get("userAgent"), "metadata.userAgent"),
-        msgspec.json.encode(meta).decode(),
+        jsonb_text(meta),
         started,
     )
     async with request.app.state.pool.connection() as conn, conn.transaction():
@@ -117,7 +117,7 @@ async def _store_batch(
     events = body.get("events")
     if not isinstance(events, list) or not events:
         raise bad_request("events must be a non-empty array of rrweb events", field="events")
-    encoded = msgspec.json.encode(events)
+    events, encoded = storable(events)
     batch_id = body.get("batchId")
     # Without a client batch id, the content identifies the batch: a retried
     # upload of the same events is stored once.
