@@ -65,7 +65,9 @@ class Settings(BaseSettings):
 
     # --- ingest behaviour ----------------------------------------------------------
     # Segment's published limits, measured after decompression.
-    max_event_bytes: int = Field(32 * 1024, ge=1024, validation_alias=_env("LYTICS_MAX_EVENT_BYTES"))
+    max_event_bytes: int = Field(
+        32 * 1024, ge=1024, validation_alias=_env("LYTICS_MAX_EVENT_BYTES")
+    )
     max_batch_bytes: int = Field(
         500 * 1024, ge=1024, validation_alias=_env("LYTICS_MAX_BATCH_BYTES")
     )
@@ -81,9 +83,7 @@ class Settings(BaseSettings):
     # How long a verified key is remembered; a revoked key dies within this time.
     key_cache_seconds: float = Field(30.0, ge=0, validation_alias=_env("LYTICS_KEY_CACHE_SECONDS"))
     writer_max_rows: int = Field(500, ge=1, validation_alias=_env("LYTICS_WRITER_MAX_ROWS"))
-    writer_max_wait_ms: float = Field(
-        5.0, ge=0, validation_alias=_env("LYTICS_WRITER_MAX_WAIT_MS")
-    )
+    writer_max_wait_ms: float = Field(5.0, ge=0, validation_alias=_env("LYTICS_WRITER_MAX_WAIT_MS"))
     writer_concurrency: int = Field(
         3, ge=1, le=32, validation_alias=_env("LYTICS_WRITER_CONCURRENCY")
     )

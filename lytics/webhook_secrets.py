@@ -33,7 +33,6 @@ MAX_SECRET_CHARS = 1024
 # Visible characters of a secret (after any `whsec_`): enough to tell secrets
 # apart, a small fraction of the entropy of a generated one.
 VISIBLE_CHARS = 6
-MIN_PREFIX_CHARS = 4
 
 
 class SecretNotFoundError(LookupError):
@@ -126,7 +125,7 @@ def decrypt_secrets(cipher: Cipher, blob: bytes) -> list[str]:
 def set_secrets(
     conn: Connection, cipher: Cipher, project_id: int, source: str, secrets: list[str]
 ) -> None:
-    """Replace the source's secrets; an empty list removes the source (deliveries get 401)."""
+    """Replace the source's secrets; an empty list removes the source (and refuses deliveries)."""
     validate_source(source)
     checked = _checked(source, secrets)
     if not checked:
@@ -190,10 +189,9 @@ def remove_secret(
     Removing the last secret removes the source: its deliveries are refused from then on.
     """
     validate_source(source)
-    if len(secret_prefix.removeprefix(STANDARD_WEBHOOKS_PREFIX)) < MIN_PREFIX_CHARS:
+    if not secret_prefix.removeprefix(STANDARD_WEBHOOKS_PREFIX):
         raise ValueError(
-            f"give at least {MIN_PREFIX_CHARS} characters of the secret "
-            "(after any `whsec_`), as `lytics webhooks list` shows them"
+            "give the start of the secret (after any `whsec_`) as `lytics webhooks list` shows it"
         )
     current = _locked(conn, cipher, project_id, source, create=False) or []
     matches = [s for s in current if s.startswith(secret_prefix)]

@@ -60,7 +60,7 @@ def test_no_generated_input_causes_a_server_error(api: Ingest, mode: GenerationM
             suppress_health_check=list(HealthCheck),
         )
         @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
-        def check(case: schemathesis.Case) -> None:
+        def check(case: schemathesis.Case, headers: dict[str, str] = headers) -> None:
             case.call_and_validate(base_url=api.base, headers=headers, checks=[not_a_server_error])
 
         try:

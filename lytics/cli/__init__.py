@@ -7,9 +7,11 @@ import sys
 import click
 
 from lytics.cli.db import db
+from lytics.cli.demo import demo
 from lytics.cli.dev import dev
 from lytics.cli.keys import keys
 from lytics.cli.projects import projects
+from lytics.cli.webhooks import webhooks
 
 # Command modules import their heavy dependencies (SQLAlchemy, Alembic, pydantic)
 # inside the commands, so `lytics --help` answers at once.
@@ -29,6 +31,8 @@ cli.add_command(dev)
 cli.add_command(db)
 cli.add_command(projects)
 cli.add_command(keys)
+cli.add_command(demo)
+cli.add_command(webhooks)
 
 
 def _exit_code_for(exc: Exception) -> int | None:

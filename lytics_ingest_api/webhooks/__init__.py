@@ -1,0 +1,1 @@
+"""Signed webhook intake: signature schemes and the endpoints that store deliveries."""

@@ -197,15 +197,21 @@ async def _target(request: Request[Any, Any, Any], source: str, slug: str | None
             404, "not_found", f"no project {slug!r}", field="project", result="unknown_project"
         )
     if found == "ambiguous":
-        message = (
-            f"several projects receive {source} webhooks: add ?project=<slug> to the webhook URL"
+        raise WebhookError(
+            400,
+            "invalid",
+            f"several projects receive {source} webhooks: add ?project=<slug> to the webhook URL",
+            field="project",
+            result="ambiguous_project",
         )
-    else:
-        message = (
-            f"no project has a {source} signing secret: run "
-            f"`lytics webhooks add-secret PROJECT {source}` and add ?project=<slug> to the URL"
-        )
-    raise WebhookError(400, "invalid", message, field="project", result="unknown_project")
+    raise WebhookError(
+        400,
+        "invalid",
+        f"no project has a {source} signing secret: configure one with "
+        f"`lytics webhooks add-secret PROJECT {source}`, or add ?project=<slug> to the URL",
+        field="project",
+        result="no_secret",
+    )
 
 
 # --- what was delivered ------------------------------------------------------------------

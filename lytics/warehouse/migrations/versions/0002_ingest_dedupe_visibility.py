@@ -34,7 +34,8 @@ def upgrade() -> None:
     for table, columns in KEY_COLUMNS.items():
         op.execute(f"GRANT SELECT ({columns}) ON raw.{table} TO lytics_ingest")
         op.execute(
-            f"CREATE POLICY ingest_returning ON raw.{table} FOR SELECT TO lytics_ingest USING (true)"
+            f"CREATE POLICY ingest_returning ON raw.{table} "
+            "FOR SELECT TO lytics_ingest USING (true)"
         )
 
 
