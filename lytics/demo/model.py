@@ -26,6 +26,7 @@ LIBRARY = {"name": "lytics-demo", "version": "1"}
 EPOCH = date(1970, 1, 1)
 EPOCH_WEEKDAY = EPOCH.weekday()  # a Thursday
 NEWSLETTER_WEEKDAY = 1  # Tuesday
+TRANSACTIONAL_MAILS = {"Signed Up": "Welcome to {brand}", "Purchase": "Your {brand} receipt"}
 
 # Sessions live inside [00:20, 23:40) UTC, at most 25 minutes pass between two
 # events of a session and at least 35 between sessions of one visitor. So a
@@ -385,19 +386,16 @@ class _SessionPlan:
         self.identified = identified
         self.page = landing
         self.url = _url(host, landing, source.campaign)
-        self.steps = [
-            _Step(
-                0,
-                "page",
-                landing,
-                self.url,
-                source.referrer,
-                None,
-                None,
-                identified,
-                source.campaign,
-            )
-        ]
+        landing_step = _Step(
+            0,
+            "page",
+            landing,
+            self.url,
+            referrer=source.referrer,
+            identified=identified,
+            campaign=source.campaign,
+        )
+        self.steps = [landing_step]
 
     def visit(self, rng: random.Random, page: Page) -> None:
         referrer = self.url
@@ -411,7 +409,13 @@ class _SessionPlan:
         self.clock += _dwell(rng, 25)
         self.steps.append(
             _Step(
-                self.clock, "track", self.page, self.url, None, event, properties, self.identified
+                self.clock,
+                "track",
+                self.page,
+                self.url,
+                event=event,
+                properties=properties,
+                identified=self.identified,
             )
         )
 
@@ -431,7 +435,7 @@ def _session_steps(
         if rng.random() < 0.25:
             action = rng.choice(site.actions)
             plan.track(rng, action.event, {action.prop: rng.choice(action.values)})
-        plan.visit(rng, _weighted_page(rng, [p for p in site.pages if p != plan.page]))
+        plan.visit(rng, _weighted_page(rng, [p for p in site.pages if p is not plan.page]))
     if signup:
         plan.visit(rng, site.signup)
         method = rng.choice(("email", "google", "github"))
@@ -481,16 +485,17 @@ class _DayWriter:
     """One visitor's steps on one day as Segment events, with messageIds that never change."""
 
     def __init__(self, slug: str, visitor: _Visitor, day: int) -> None:
-        self.slug = slug
         self.visitor = visitor
         self.midnight = _midnight(day)
+        self.label = f"{slug}-{self.midnight:%Y%m%d}-v{visitor.slot}g{visitor.generation}"
         self.sequence = 0
         self.events: list[dict[str, Any]] = []
 
     def _message_id(self) -> str:
-        v = self.visitor
+        # Seed, project, day, visitor and sequence: a re-run sends the same ids, so the
+        # API answers "duplicate" instead of storing the events twice.
         self.sequence += 1
-        return f"{self.slug}-{self.midnight:%Y%m%d}-v{v.slot}g{v.generation}-{self.sequence:03d}"
+        return f"{self.label}-{self.sequence:03d}"
 
     def write(self, step: _Step, at_ms: int, session_id: str | None) -> dict[str, Any]:
         v = self.visitor
@@ -498,7 +503,7 @@ class _DayWriter:
         if step.type == "page":
             page["referrer"] = step.referrer or ""
         context: dict[str, Any] = {
-            "library": LIBRARY,
+            "library": dict(LIBRARY),
             "locale": v.locale,
             "userAgent": v.user_agent,
             "ip": v.ip,
@@ -552,10 +557,11 @@ def _visit_day(
         session_id = _uuid(rng) if visitor.explicit_sessions else None
         for step in steps:
             event = writer.write(step, start + step.offset_ms, session_id)
-            subject = {"Signed Up": f"Welcome to {site.brand}", "Purchase": "Your receipt"}
-            if step.event in subject:
+            if step.event in TRANSACTIONAL_MAILS:
+                # The site mails half a minute after the event that triggers the mail.
                 sent_at = writer.midnight + timedelta(milliseconds=start + step.offset_ms + 30_000)
-                mails.append(_Mail(event["messageId"], subject[step.event], sent_at, visitor.email))
+                subject = TRANSACTIONAL_MAILS[step.event].format(brand=site.brand)
+                mails.append(_Mail(event["messageId"], subject, sent_at, visitor.email))
         session_end = start + duration
         identified = steps[-1].identified
     return writer.events, mails
