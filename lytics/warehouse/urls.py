@@ -50,3 +50,15 @@ def dbt_fields(url: str | URL) -> dict[str, str | int]:
         "password": parsed.password if isinstance(parsed.password, str) else "",
         "dbname": parsed.database or "postgres",
     }
+
+
+def dbt_env(url: str | URL) -> dict[str, str]:
+    """The LYTICS_DBT_* variables dbt_project/profiles.yml reads."""
+    fields = dbt_fields(url)
+    return {
+        "LYTICS_DBT_HOST": str(fields["host"]),
+        "LYTICS_DBT_PORT": str(fields["port"]),
+        "LYTICS_DBT_USER": str(fields["user"]),
+        "LYTICS_DBT_PASSWORD": str(fields["password"]),
+        "LYTICS_DBT_DBNAME": str(fields["dbname"]),
+    }

@@ -1,0 +1,68 @@
+{{ config(
+    pre_hook="{{ replace_window('session_date') }}",
+    meta={'day_column': 'session_date'},
+    indexes=[{'columns': ['project_id', 'session_date']}],
+) }}
+-- One row per session and day. The SDK's session id when it sent one; otherwise
+-- a visitor's events form a session until {{ var('session_timeout_minutes') }} minutes pass without one.
+-- Sessions are split at UTC midnight, so every day can be rebuilt on its own and a
+-- backfill gives exactly what the day-by-day path gave.
+with events as (
+    select *
+    from {{ ref('stg_events') }}
+    where event_at >= {{ window_start_ts() }} and event_at < {{ window_end_ts() }}
+      and {{ upto_watermark('event_id') }}
+),
+
+unlabelled as (
+    select
+        *,
+        lag(event_at) over visitor_day as previous_at
+    from events
+    where session_id is null
+    window visitor_day as (partition by project_id, event_date, visitor_id order by event_at, event_id)
+),
+
+inferred as (
+    select
+        *,
+        sum(case
+                when previous_at is null
+                  or event_at - previous_at > interval '{{ var("session_timeout_minutes") }} minutes'
+                then 1 else 0
+            end) over (
+                partition by project_id, event_date, visitor_id
+                order by event_at, event_id
+                rows between unbounded preceding and current row
+            ) as session_number
+    from unlabelled
+),
+
+keyed as (
+    select project_id, event_date, 'sid:' || session_id as session_key, visitor_id, event_id,
+           event_at, type, path, referrer_host, utm_source
+    from events
+    where session_id is not null
+    union all
+    select project_id, event_date, 'inf:' || visitor_id || ':' || session_number, visitor_id, event_id,
+           event_at, type, path, referrer_host, utm_source
+    from inferred
+)
+
+select
+    project_id,
+    event_date as session_date,
+    session_key,
+    min(visitor_id) as visitor_id,
+    min(event_at) as started_at,
+    max(event_at) as ended_at,
+    extract(epoch from max(event_at) - min(event_at))::numeric(12, 3) as duration_seconds,
+    count(*) as events,
+    count(*) filter (where type = 'page') as pageviews,
+    -- A bounce: the session is a single pageview and nothing else.
+    (count(*) = 1 and bool_and(type = 'page')) as is_bounce,
+    (array_agg(path order by event_at, event_id) filter (where type = 'page'))[1] as landing_path,
+    (array_agg(referrer_host order by event_at, event_id))[1] as referrer_host,
+    (array_agg(utm_source order by event_at, event_id) filter (where utm_source is not null))[1] as utm_source
+from keyed
+group by project_id, event_date, session_key

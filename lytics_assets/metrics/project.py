@@ -1,0 +1,68 @@
+"""The dbt project: where it lives, its manifest, and how dbt reaches Postgres."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from lytics.warehouse.urls import dbt_env
+
+DBT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
+TARGET_DIR = DBT_DIR / "target"
+MANIFEST = TARGET_DIR / "manifest.json"
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
+_SOURCES = ("dbt_project.yml", "profiles.yml", "models", "macros", "tests")
+
+
+def _newest_source_mtime() -> float:
+    newest = 0.0
+    for name in _SOURCES:
+        path = DBT_DIR / name
+        files = [path] if path.is_file() else path.rglob("*") if path.exists() else []
+        for file in files:
+            newest = max(newest, file.stat().st_mtime)
+    return newest
+
+
+def manifest_is_current() -> bool:
+    return MANIFEST.exists() and MANIFEST.stat().st_mtime >= _newest_source_mtime()
+
+
+def ensure_manifest() -> Path:
+    """Parse the project when the manifest is missing or older than the models (~3 s).
+
+    The webserver and the daemon load the code location at the same moment; a
+    file lock makes one of them parse while the other waits for the result.
+    """
+    if manifest_is_current():
+        return MANIFEST
+    TARGET_DIR.mkdir(parents=True, exist_ok=True)
+    with (TARGET_DIR / ".parse.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not manifest_is_current():
+            subprocess.run(  # noqa: S603 - our own dbt, our own arguments
+                [
+                    DBT_EXECUTABLE,
+                    "parse",
+                    "--project-dir",
+                    str(DBT_DIR),
+                    "--profiles-dir",
+                    str(DBT_DIR),
+                    "--target-path",
+                    str(TARGET_DIR),
+                    "--quiet",
+                ],
+                check=True,
+                env={**os.environ, **dbt_environment()},
+                cwd=DBT_DIR,
+            )
+    return MANIFEST
+
+
+def dbt_environment() -> dict[str, str]:
+    """dbt's connection settings, derived from DATABASE_URL (profiles.yml reads them)."""
+    url = os.environ.get("DATABASE_URL")
+    return dbt_env(url) if url else {}
