@@ -20,7 +20,14 @@ from lytics_ingest_api.events.writer import EventWriter
 from lytics_ingest_api.health import HealthController
 from lytics_ingest_api.observability import observability_middleware
 from lytics_ingest_api.rate_limit import RateLimiter
-from lytics_ingest_api.routes import events, metrics_ingest, prometheus, reads, replay
+from lytics_ingest_api.routes import (
+    dashboard,
+    events,
+    metrics_ingest,
+    prometheus,
+    reads,
+    replay,
+)
 from lytics_ingest_api.webhooks import routes as webhook_routes
 
 # Bodies are read by the handlers with their own limits (decompressed sizes);
@@ -33,6 +40,7 @@ ROUTE_HANDLERS: list[Any] = [
     *metrics_ingest.ROUTES,
     *replay.ROUTES,
     *reads.ROUTES,
+    *dashboard.ROUTES,
     *prometheus.ROUTES,
     *webhook_routes.ROUTES,
 ]

@@ -18,6 +18,8 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
+from lytics import api_keys
+from lytics.projects import get_project
 from lytics.settings import Settings
 from lytics_assets.metrics.checks import reconciles_with_raw
 from lytics_assets.metrics.sensors import raw_data_sensor
@@ -123,6 +125,55 @@ def test_marts_equal_the_generators_ground_truth(
             for kind, count in counts.items():
                 assert got_emails.get((day, kind), 0) == count, (slug, day, kind)
     assert compared == 6
+
+
+@pytest.mark.slow
+def test_dashboard_tiles_equal_the_ground_truth(
+    pipeline: Pipeline, truth: dict[str, Any], engine: Engine, settings: Settings
+) -> None:
+    assert pipeline.build(DAYS[0], DAYS[-1]).success
+    with serve(create_app(settings)) as base:
+        for slug, project in truth["projects"].items():
+            with engine.begin() as conn:
+                secret = api_keys.create_key(conn, get_project(conn, slug).id, "secret").plaintext
+            headers = {"Authorization": f"Bearer {secret}"}
+
+            def tiles(start: str, end: str, headers: dict[str, str] = headers) -> dict[str, Any]:
+                answer = httpx.get(
+                    f"{base}/v1/dashboard/tiles",
+                    params={"from": start, "to": end},
+                    headers=headers,
+                )
+                assert answer.status_code == 200, answer.text
+                body: dict[str, Any] = answer.json()
+                assert body["built"] is True
+                return {t["key"]: t for t in body["tiles"]} | {
+                    "metrics": {m["key"]: m for m in body["metrics"]}
+                }
+
+            for day, expected in project["days"].items():
+                got = tiles(day, day)
+                for name in ("pageviews", "unique_visitors", "sessions", "conversions"):
+                    assert got[name]["value"] == expected[name], (slug, day, name)
+                assert got["metrics"]["reach"]["value"] == project["metrics"][day]["reach"]
+            # The whole window against the previous window of the same length (empty here).
+            window = tiles(DAYS[0], DAYS[-1])
+            totals = project["totals"]
+            assert window["unique_visitors"]["value"] == totals["unique_visitors"]
+            assert window["sessions"]["value"] == totals["sessions"]
+            assert window["sessions"]["previous"] == 0
+            assert window["sessions"]["change_pct"] is None
+            # Today vs yesterday shows a change in percent when both have data.
+            last, before = tiles(DAYS[2], DAYS[2]), tiles(DAYS[1], DAYS[1])
+            assert last["pageviews"]["previous"] == before["pageviews"]["value"]
+            if before["pageviews"]["value"]:
+                expected_pct = round(
+                    100
+                    * (last["pageviews"]["value"] - before["pageviews"]["value"])
+                    / before["pageviews"]["value"],
+                    2,
+                )
+                assert last["pageviews"]["change_pct"] == expected_pct
 
 
 @pytest.mark.slow

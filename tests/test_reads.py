@@ -48,3 +48,22 @@ def test_empty_stats_for_a_new_project(settings: Settings, engine: Engine) -> No
         stats = httpx.get(f"{api.base}/v1/stats", headers=api.bearer()).json()
     assert stats["total_messages"] == 0
     assert stats["top_senders"] == []
+
+
+def test_tiles_before_the_first_build_and_for_other_projects(
+    settings: Settings, engine: Engine
+) -> None:
+    with served_ingest(settings, engine) as api:
+        fresh = api.get("/v1/dashboard/tiles?from=2026-01-01&to=2026-01-07", headers=api.bearer())
+        assert fresh.status_code == 200
+        body = fresh.json()
+        assert body["built"] is False
+        assert body["previous"] == {"from": "2025-12-25", "to": "2025-12-31"}
+        assert {t["key"] for t in body["tiles"]} >= {"sessions", "pageviews", "unique_visitors"}
+        other = api.get("/v1/dashboard/tiles?project=someone-else", headers=api.bearer())
+        assert other.status_code == 403
+        backwards = api.get(
+            "/v1/dashboard/tiles?from=2026-02-01&to=2026-01-01", headers=api.bearer()
+        )
+        assert backwards.status_code == 400
+        assert api.get("/v1/dashboard/tiles").status_code == 401
