@@ -1,0 +1,103 @@
+"""Small, exact pieces of the metrics pipeline: periods, changes, cursors, anomalies."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlalchemy import Engine, text
+
+from lytics.metrics.changes import Cursor, changed_days
+from lytics.metrics.periods import Period, change_percent
+from lytics_assets.metrics.checks import volume_anomalies
+from lytics_assets.metrics.requests import modelled_days, range_request
+
+
+def test_period_and_previous_period() -> None:
+    week = Period(date(2026, 3, 2), date(2026, 3, 8))
+    assert week.days == 7
+    assert week.previous() == Period(date(2026, 2, 23), date(2026, 3, 1))
+    with pytest.raises(ValueError, match="ends before"):
+        Period(date(2026, 3, 2), date(2026, 3, 1))
+    with pytest.raises(ValueError, match="at most"):
+        Period(date(2024, 1, 1), date(2026, 1, 1))
+
+
+@pytest.mark.parametrize(
+    ("now", "before", "expected"),
+    [(123, 100, 23.0), (50, 100, -50.0), (5, 0, None), (None, 3, None), (3, None, None)],
+)
+def test_change_percent(now: float | None, before: float | None, expected: float | None) -> None:
+    assert change_percent(now, before) == expected
+
+
+def test_cursor_round_trip_and_changed_days(engine: Engine) -> None:
+    assert Cursor.parse(None) == Cursor()
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO raw.events (project_id, message_id, type, timestamp, source, payload) "
+                "VALUES (1, 'a', 'track', '2026-03-01T23:59:59Z', 'native', '{}'),"
+                "       (1, 'b', 'track', '2026-03-02T00:00:00Z', 'native', '{}')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO raw.metrics"
+                " (project_id, source, metric_name, metric_value, metric_date)"
+                " VALUES (1, 's', 'reach', 1, '2026-02-20')"
+            )
+        )
+        changes = changed_days(conn, Cursor())
+        assert changes.days == {date(2026, 3, 1), date(2026, 3, 2), date(2026, 2, 20)}
+        again = changed_days(conn, Cursor.parse(changes.cursor.serialize()))
+        assert again.days == frozenset()
+        assert again.key == changes.key  # same data, same run key
+
+
+def test_requests_cover_the_range_of_modelled_days() -> None:
+    days = [date(2026, 3, 3), date(1999, 1, 1), date(2026, 3, 1)]
+    keys = modelled_days(days)
+    assert keys == ["2026-03-01", "2026-03-03"]  # 1999 is before the partitions start
+    request = range_request(keys, "raw:x", "refresh_metrics")
+    assert request.tags == {
+        "dagster/asset_partition_range_start": "2026-03-01",
+        "dagster/asset_partition_range_end": "2026-03-03",
+    }
+    assert range_request(keys[:1], "raw:y", "refresh_metrics").partition_key == "2026-03-01"
+
+
+def test_volume_anomalies_compare_with_the_same_weekday(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE SCHEMA IF NOT EXISTS analytics;"
+                "CREATE TABLE analytics.daily_site_metrics"
+                " (project_id bigint, metric_date date, events bigint)"
+            )
+        )
+        rows = [
+            (1, "2026-03-02", 100),
+            (1, "2026-02-23", 110),
+            (1, "2026-02-16", 90),
+            (1, "2026-02-09", 100),
+            (2, "2026-03-02", 400),
+            (2, "2026-02-23", 100),
+            (2, "2026-02-16", 100),
+            (2, "2026-02-09", 100),
+            (3, "2026-02-23", 100),
+            (3, "2026-02-16", 100),
+            (3, "2026-02-09", 100),
+            (4, "2026-03-02", 1),
+            (4, "2026-02-23", 5),
+            (4, "2026-02-16", 5),
+            (4, "2026-02-09", 5),
+        ]
+        for project, day, events in rows:
+            conn.execute(
+                text("INSERT INTO analytics.daily_site_metrics VALUES (:p, :d, :e)"),
+                {"p": project, "d": day, "e": events},
+            )
+        anomalies = volume_anomalies(conn, "2026-03-02")
+    # 2: four times its weekday median; 3: nothing at all today; 4: too small to judge.
+    assert sorted(a["project_id"] for a in anomalies) == [2, 3]
