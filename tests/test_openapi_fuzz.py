@@ -8,7 +8,8 @@ valid credentials so they reach the handlers.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import hypothesis
 import pytest
@@ -40,6 +41,23 @@ def _credentials(api: Ingest, path: str) -> dict[str, str]:
     return {"Authorization": f"Basic {basic}", "X-API-Key": api.write_key}
 
 
+def _fuzzer(
+    operation: Any, mode: GenerationMode, base: str, headers: dict[str, str]
+) -> Callable[[], None]:
+    @hypothesis.settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
+    def check(case: schemathesis.Case) -> None:
+        case.call_and_validate(base_url=base, headers=headers, checks=[not_a_server_error])
+
+    return check
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_no_generated_input_causes_a_server_error(api: Ingest, mode: GenerationMode) -> None:
@@ -50,19 +68,7 @@ def test_no_generated_input_causes_a_server_error(api: Ingest, mode: GenerationM
     for operation in operations:
         if operation.path == "/metrics":
             continue
-        headers = _credentials(api, operation.path)
-
-        @hypothesis.settings(
-            max_examples=EXAMPLES_PER_OPERATION,
-            deadline=None,
-            derandomize=True,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
-        def check(case: schemathesis.Case, headers: dict[str, str] = headers) -> None:
-            case.call_and_validate(base_url=api.base, headers=headers, checks=[not_a_server_error])
-
+        check = _fuzzer(operation, mode, api.base, _credentials(api, operation.path))
         try:
             check()
         except hypothesis.errors.Unsatisfiable:
