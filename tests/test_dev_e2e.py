@@ -20,6 +20,11 @@ import pytest
 from lytics.embedded_postgres import EmbeddedPostgres
 from tests.support.http import free_port, port_is_free
 
+GRAPH_QUERY = """
+{ assetNodes { assetKey { path } }
+  repositoriesOrError { ... on RepositoryConnection {
+    nodes { sensors { name } schedules { name } } } } }
+"""
 LYTICS = str(Path(sys.executable).parent / "lytics")
 STARTUP_TIMEOUT_S = 150
 STOP_LIMIT_S = 10
@@ -96,6 +101,15 @@ def _wait_for(running: Running, check: str, dagster: bool = True) -> None:
         assert [(e["name"], e["locationOrLoadError"]["__typename"]) for e in entries] == [
             ("lytics", "RepositoryLocation")
         ], workspace.text
+        graph = httpx.post(f"{running.ui}/graphql", json={"query": GRAPH_QUERY}, timeout=30).json()
+        keys = {"/".join(n["assetKey"]["path"]) for n in graph["data"]["assetNodes"]}
+        assert {"raw/events", "analytics/stg_events", "analytics/daily_site_metrics"} <= keys
+        (repository,) = graph["data"]["repositoriesOrError"]["nodes"]
+        assert {s["name"] for s in repository["sensors"]} >= {
+            "raw_data_sensor",
+            "run_failure_alert",
+        }
+        assert {s["name"] for s in repository["schedules"]} == {"hourly_metrics"}
 
 
 def _stop_and_check_clean(running: Running, sig: signal.Signals, postmaster: int | None) -> float:
