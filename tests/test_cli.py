@@ -5,18 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
 
 import pytest
 
 from lytics.cli import main
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
+from tests.support.cli import CliResult, invoke
 
 
 @pytest.fixture
@@ -24,19 +17,8 @@ def lytics(database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
     """Run `lytics ARGS` in-process through the real entry point against the test database."""
     monkeypatch.setenv("DATABASE_URL", database_url)
 
-    def run(*args: str) -> Result:
-        from lytics.settings import get_settings
-
-        get_settings.cache_clear()
-        monkeypatch.setattr(sys, "argv", ["lytics", *args])
-        capsys.readouterr()
-        code = 0
-        try:
-            main()
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
+    def run(*args: str) -> CliResult:
+        return invoke(monkeypatch, capsys, *args)
 
     return run
 

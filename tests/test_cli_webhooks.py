@@ -8,34 +8,23 @@ non-zero exit code.
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
-from lytics.cli import main
 from lytics.crypto import Cipher
 from lytics.projects import create_project, get_project
 from lytics.webhook_secrets import CIPHER_PURPOSE, add_secret, load_secrets
 from tests.conftest import TEST_SECRET
+from tests.support.cli import CliResult, invoke
 
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-Run = Callable[..., Result]
+Run = Callable[..., CliResult]
 
 
 @pytest.fixture
@@ -53,20 +42,8 @@ def lytics(
     with engine.begin() as conn:
         create_project(conn, "shop")
 
-    def run(*args: str, stdin: str = "") -> Result:
-        from lytics.settings import get_settings
-
-        get_settings.cache_clear()
-        monkeypatch.setattr(sys, "argv", ["lytics", *args])
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        capsys.readouterr()
-        code = 0
-        try:
-            main()
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
+    def run(*args: str, stdin: str = "") -> CliResult:
+        return invoke(monkeypatch, capsys, *args, stdin=stdin)
 
     return run
 

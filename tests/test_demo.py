@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
@@ -18,12 +17,12 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
-from lytics.cli import main
 from lytics.demo import sender, truth
 from lytics.demo.model import Parameters, generate
-from lytics.settings import Settings, get_settings
+from lytics.settings import Settings
 from lytics_ingest_api.app import create_app
 from tests.conftest import TEST_SECRET
+from tests.support.cli import invoke
 from tests.support.http import serve
 
 # Friday to Sunday: weekdays and a weekend. Seed 1 at this size has conversions in both
@@ -107,17 +106,9 @@ def demo(
     monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / "data"))
 
     def run(*args: str, api_url: str | None = None) -> Run:
-        get_settings.cache_clear()
-        argv = ["lytics", "demo", "--api-url", api_url or api[0], "--end-date", END, *args]
-        monkeypatch.setattr(sys, "argv", argv)
-        capsys.readouterr()
-        code = 0
-        try:
-            main()
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return Run(code, captured.out, captured.err)
+        argv = ["demo", "--api-url", api_url or api[0], "--end-date", END, *args]
+        result = invoke(monkeypatch, capsys, *argv)
+        return Run(result.code, result.out, result.err)
 
     return run
 

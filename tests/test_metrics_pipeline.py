@@ -67,8 +67,13 @@ def pipeline(
 
 
 @pytest.fixture
-def truth(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    return run_demo(settings, tmp_path, monkeypatch, *DEMO)
+def truth(
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> dict[str, Any]:
+    return run_demo(settings, tmp_path, monkeypatch, capsys, *DEMO)
 
 
 def _site_metrics(engine: Engine) -> dict[tuple[str, str], dict[str, Any]]:

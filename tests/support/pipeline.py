@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +12,7 @@ import dagster as dg
 import pytest
 from sqlalchemy import Engine, text
 
-from lytics.cli import main
-from lytics.settings import Settings, get_settings
+from lytics.settings import Settings
 from lytics.warehouse.urls import dbt_env
 from lytics_assets.metrics.assets import build_dbt_assets, dbt_resource
 from lytics_assets.metrics.checks import CHECKS
@@ -22,6 +20,7 @@ from lytics_assets.metrics.requests import RANGE_END, RANGE_START
 from lytics_assets.resources import WarehouseResource
 from lytics_ingest_api.app import create_app
 from tests.conftest import TEST_SECRET
+from tests.support.cli import invoke
 from tests.support.http import serve
 
 MARTS = (
@@ -47,6 +46,7 @@ def run_demo(
     settings: Settings,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
     *args: str,
 ) -> dict[str, Any]:
     """`lytics demo ARGS` through a served API; returns the ground truth it wrote."""
@@ -56,16 +56,10 @@ def run_demo(
     monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / "data"))
     truth_path = tmp_path / "truth.json"
     with serve(create_app(settings)) as base:
-        get_settings.cache_clear()
-        argv = ["lytics", "demo", "--api-url", base, "--truth", str(truth_path), *args]
-        monkeypatch.setattr(sys, "argv", argv)
-        code = 0
-        try:
-            main()
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    get_settings.cache_clear()
-    assert code == 0, "lytics demo failed"
+        result = invoke(
+            monkeypatch, capsys, "demo", "--api-url", base, "--truth", str(truth_path), *args
+        )
+    assert result.code == 0, result.err
     return dict(json.loads(truth_path.read_text()))
 
 
