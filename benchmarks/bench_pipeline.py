@@ -243,7 +243,7 @@ def _wait_for_key(log: Path, process: subprocess.Popen[bytes], timeout_s: float)
     while time.monotonic() < deadline:
         text = log.read_text(errors="replace")
         if "Press Ctrl-C to stop." in text:
-            match = re.search(r"write key \(SDKs, public\):\s+(\S+)", text)
+            match = re.search(r"write key\s+\(SDKs, public\):\s+(\S+)", text)
             if match is None:
                 raise RuntimeError("lytics dev printed no demo write key")
             return match.group(1)

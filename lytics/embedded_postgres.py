@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+# pgserver logs every handle's start and exit at INFO, some of it from atexit hooks
+# after the process's log streams are closed; only its warnings matter to us.
+logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)

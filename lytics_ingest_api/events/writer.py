@@ -1,7 +1,7 @@
 """Group commit for events: many requests, one INSERT, one COMMIT, then every answer.
 
 Requests put their rows on a queue and wait. A few writer tasks each take
-everything queued (up to `max_rows`), insert it with one statement, commit,
+everything queued (up to `max_rows`), COPY it in and insert it with one statement, commit,
 and only then resolve the waiting requests: a 2xx always means committed.
 Under light load a batch is one request and nothing waits for a timer; under
 heavy load batches grow on their own while the previous commit is in flight.
@@ -23,28 +23,29 @@ from lytics_ingest_api.observability import WRITER_BATCH_ROWS, WRITER_QUEUE_DEPT
 
 log = logging.getLogger(__name__)
 
-# unnest() of typed arrays: one statement whatever the batch size, no
-# server-side prepared statement (pgbouncer-safe), duplicates skipped by the
-# unique key, and RETURNING says which rows are new.
-INSERT_EVENTS = """
-INSERT INTO raw.events (
-    project_id, message_id, type, event, anonymous_id, user_id, session_id,
+# Each batch is COPYed into a per-connection temporary table and moved into
+# raw.events with one INSERT ... SELECT: COPY is about three times cheaper per
+# row than binding arrays, duplicates are skipped by the unique key, and
+# RETURNING says which rows are new. Plain statements only (no server-side
+# prepared statements), so it runs through pgbouncer in transaction mode too.
+COLUMN_LIST = """project_id, message_id, type, event, anonymous_id, user_id, session_id,
     timestamp, original_timestamp, sent_at, received_at, timestamp_clamped,
     url, path, referrer, utm_source, utm_medium, utm_campaign, ip, user_agent,
-    source, payload)
-SELECT project_id, message_id, type, event, anonymous_id, user_id, session_id,
-    timestamp, original_timestamp, sent_at, received_at, timestamp_clamped,
-    url, path, referrer, utm_source, utm_medium, utm_campaign, ip, user_agent,
-    source, payload::jsonb
-FROM unnest(
-    %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-    %s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::bool[],
-    %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-    %s::text[], %s::text[], %s::text[]
-) AS t(project_id, message_id, type, event, anonymous_id, user_id, session_id,
-    timestamp, original_timestamp, sent_at, received_at, timestamp_clamped,
-    url, path, referrer, utm_source, utm_medium, utm_campaign, ip, user_agent,
-    source, payload)
+    source, payload"""
+
+CREATE_STAGING = """
+CREATE TEMPORARY TABLE IF NOT EXISTS events_staging (
+    project_id bigint, message_id text, type text, event text, anonymous_id text,
+    user_id text, session_id text, timestamp timestamptz, original_timestamp timestamptz,
+    sent_at timestamptz, received_at timestamptz, timestamp_clamped boolean, url text,
+    path text, referrer text, utm_source text, utm_medium text, utm_campaign text, ip text,
+    user_agent text, source text, payload jsonb
+) ON COMMIT DELETE ROWS
+"""
+COPY_STAGING = f"COPY events_staging ({COLUMN_LIST}) FROM STDIN"
+INSERT_EVENTS = f"""
+INSERT INTO raw.events ({COLUMN_LIST})
+SELECT {COLUMN_LIST} FROM events_staging
 ON CONFLICT (project_id, message_id) DO NOTHING
 RETURNING project_id, message_id
 """
@@ -180,9 +181,12 @@ class EventWriter:
                 pending.done.set_result(results)
 
     async def _insert(self, rows: list[EventRow]) -> set[tuple[int, str]]:
-        columns = [[getattr(row, name) for row in rows] for name in COLUMNS]
         async with self._pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(INSERT_EVENTS, columns)
+            await conn.execute(CREATE_STAGING)
+            async with conn.cursor().copy(COPY_STAGING) as copy:
+                for row in rows:
+                    await copy.write_row([getattr(row, name) for name in COLUMNS])
+            cur = await conn.execute(INSERT_EVENTS)
             return {(pid, mid) for pid, mid in await cur.fetchall()}
 
     @staticmethod
