@@ -15,9 +15,14 @@ load generator is wrk when installed (`--install-wrk` runs `apt-get install -y w
 Python processes with http.client keep-alive connections. After (b) and (c) the rows in
 the database are checked against the events the generator saw acknowledged.
 
+Each phase waits (up to `--quiet-wait` s) for the machine to be idle and reports the CPU
+used by the server, Postgres, the generator and everything else. `--diagnostics` adds
+database-only phases (the writer's statements, old and new); `--proposal NAME` serves the
+real app with a candidate change patched in at start-up (benchmarks/proposals.py).
+
 The script reports; it never fails on a missed target (exit 1 only if an acknowledged
-event is missing from the database, 2 if the harness itself could not run).
-Run `python benchmarks/bench_ingest.py --help` for the options.
+event is missing from the database or stored unlike the event sent, 2 if the harness
+itself could not run). See benchmarks/README.md and `--help`.
 """
 
 from __future__ import annotations
@@ -53,8 +58,18 @@ from typing import Any, Protocol
 import msgspec
 import proposals
 import psycopg
-from proposals import COLUMNS, UNNEST_INSERT, UNNEST_INSERT_BINARY, columns_of
+from proposals import (
+    COLUMNS,
+    COPY_STAGING_BINARY,
+    CREATE_STAGING_BINARY,
+    INSERT_FROM_STAGING_BINARY,
+    STAGING_TYPES,
+    UNNEST_INSERT,
+    UNNEST_INSERT_BINARY,
+    columns_of,
+)
 from psycopg import sql
+from psycopg.types.json import set_json_dumps
 
 from lytics import api_keys
 from lytics.embedded_postgres import EmbeddedPostgres
@@ -707,9 +722,10 @@ class PythonGenerator:
 
 @dataclass(frozen=True)
 class DbJob:
-    # copy (the ceiling), stage (COPY into a temp table, then INSERT .. SELECT: the writer
-    # since b45787a), unnest (INSERT .. unnest of text arrays: the writer before), and
-    # unnest-binary (the same with binary arrays)
+    # copy: the ceiling; copy-binary: the same, FORMAT BINARY; stage: COPY into a temp table,
+    # then INSERT .. SELECT (the writer since b45787a); stage-binary: the same with a binary
+    # COPY; unnest: INSERT .. unnest of text arrays (the writer before); unnest-binary: the
+    # same with binary arrays
     mode: str
     dsn: str
     template: list[Any]  # one row as the normalizer makes it, in COLUMNS order
@@ -739,10 +755,25 @@ def _db_write(job: DbJob, cur: psycopg.Cursor[Any], rows: list[list[Any]]) -> No
         with cur.copy(COPY_SQL) as copy:
             for row in rows:
                 copy.write_row(row)
-    elif job.mode == "stage":
-        create, copy_sql, insert, _ = staging_statements()
+    elif job.mode == "copy-binary":
+        with cur.copy(f"{COPY_SQL} (FORMAT BINARY)") as copy:
+            copy.set_types([*STAGING_TYPES[:-1], "jsonb"])
+            for row in rows:
+                copy.write_row(row)
+    elif job.mode in ("stage", "stage-binary"):
+        binary = job.mode == "stage-binary"
+        if binary:
+            create, copy_sql, insert = (
+                CREATE_STAGING_BINARY,
+                COPY_STAGING_BINARY,
+                INSERT_FROM_STAGING_BINARY,
+            )
+        else:
+            create, copy_sql, insert, _ = staging_statements()
         cur.execute(create)  # every transaction, as the writer does (pgbouncer-safe)
         with cur.copy(copy_sql) as copy:
+            if binary:
+                copy.set_types(STAGING_TYPES)
             for row in rows:
                 copy.write_row(row)
         cur.execute(insert)
@@ -766,12 +797,14 @@ def _db_loop(
     """
     prefix, start_at, stop_at = window
     kwargs: dict[str, Any] = {"prepare_threshold": None}
-    if job.mode != "copy":
+    if not job.mode.startswith("copy"):
         # COPY FROM is refused under row-level security: only (a) runs as the superuser.
         kwargs["options"] = f"-c role={INGEST_ROLE}"
     latencies: list[float] = []
     events = chunks = counter = 0
     with psycopg.connect(job.dsn, **kwargs) as conn:
+        # The payload is JSON text already: the binary jsonb dumper must not encode it again.
+        set_json_dumps(lambda obj: obj if isinstance(obj, str) else json.dumps(obj), conn)
         while time.time() < start_at:
             time.sleep(0.001)
         while time.time() < stop_at:
@@ -894,6 +927,18 @@ def stored_ids(dsn: str, prefix: str) -> set[str]:
             (len(prefix), prefix),
         )
         return {row[0] for row in cur}
+
+
+def odd_payloads(dsn: str, prefix: str, template: str) -> int:
+    """Stored rows whose payload is not the event as sent (a sanity check for proposals)."""
+    with psycopg.connect(dsn) as conn:
+        cur = conn.execute(
+            "SELECT count(*) FROM raw.events WHERE left(message_id, %s) = %s"
+            " AND payload - 'messageId' <> %s::jsonb - 'messageId'",
+            (len(prefix), prefix, template),
+        )
+        row = cur.fetchone()
+        return int(row[0]) if row else 0
 
 
 def settle(dsn: str, prefix: str, timeout: float = 20.0) -> set[str]:
@@ -1100,6 +1145,9 @@ class Bench:
             if commits > 0:
                 result.rows_per_commit = (after[0] - before[0]) / commits
             self.verify(result, run, stored, workload.per_request)
+            odd = odd_payloads(self.dsn, prefix, workload.event("x"))
+            result.verification = f"{result.verification}; payloads unlike the event sent: {odd}"
+            result.lost = (result.lost or 0) + odd
         return result
 
     def verify(self, result: PhaseResult, run: LoadRun, stored: set[str], per_request: int) -> None:
@@ -1137,12 +1185,20 @@ class Bench:
                 "a", "copy", "(a) COPY ceiling (psycopg cursor.copy)", head, tail
             )
         if args.diagnostics:
+            self.log("a1: the same COPY in binary format")
+            self.results["a1"] = self.db_phase(
+                "a1", "copy-binary", "(a1) COPY ceiling, FORMAT BINARY", head, tail
+            )
             own = staging_statements()[3]
             self.log("a2: COPY into a temp table + INSERT .. SELECT ON CONFLICT RETURNING")
             label = (
                 "(a2) writer: COPY temp+INSERT..SELECT" if own else "(a2) COPY temp+INSERT..SELECT"
             )
             self.results["a2"] = self.db_phase("a2", "stage", label, head, tail)
+            self.log("a2b: the same with a binary COPY (payload staged as text)")
+            self.results["a2b"] = self.db_phase(
+                "a2b", "stage-binary", "(a2b) the same, COPY (FORMAT BINARY)", head, tail
+            )
             self.log("a3: INSERT .. unnest(text arrays), the writer before b45787a")
             self.results["a3"] = self.db_phase(
                 "a3", "unnest", "(a3) INSERT..unnest, text arrays (%s)", head, tail
@@ -1269,6 +1325,10 @@ def print_targets(results: dict[str, PhaseResult]) -> dict[str, Any]:
         line("(c)/(d) track req/s vs bare HTTP", value, ">= 0.50", value >= TARGET_TRACK_VS_BARE)
     if c:
         line("(c) p99 latency, ms", c.p99_ms, "<= 25", c.p99_ms <= TARGET_TRACK_P99_MS)
+    a1 = results.get("a1")
+    if a1 and b and a1.events_per_s:
+        ratio = b.events_per_s / a1.events_per_s
+        print(f"  (b)/(a1) vs the binary-COPY ceiling: {ratio:.2f} (context)")
     if c and e and e.events_per_s:
         speedup = c.events_per_s / e.events_per_s
         print(f"  (c)/(e) group commit vs one ORM commit per request: {speedup:.1f}x (context)")
@@ -1430,6 +1490,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    # Explicitly for SIGINT too: a shell that starts a job in the background ignores it.
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     # Short path: the embedded server's unix socket lives in it.
     tmp = Path(tempfile.mkdtemp(prefix="lytb-", dir="/tmp"))
