@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     backup_bucket: str | None = Field(None, validation_alias=_env("LYTICS_BACKUP_BUCKET"))
     public_url: str = Field("http://127.0.0.1:8000", validation_alias=_env("LYTICS_PUBLIC_URL"))
 
+    # --- github --------------------------------------------------------------------
+
+    # --- digests -------------------------------------------------------------------
+
+    # --- exports -------------------------------------------------------------------
+
     @model_validator(mode="after")
     def _production_requires_explicit_storage_and_secret(self) -> Settings:
         # In production nothing is generated or embedded behind the operator's back.

@@ -18,6 +18,9 @@ from lytics_assets.resources import WarehouseResource
 # whenever a test or tool imports this module.
 @dg.definitions
 def defs() -> dg.Definitions:
+    from lytics_assets.digests import definitions as digests
+    from lytics_assets.exports import definitions as exports
+    from lytics_assets.github import definitions as github
     from lytics_assets.metrics.assets import build_dbt_assets, dbt_resource
     from lytics_assets.metrics.checks import CHECKS
     from lytics_assets.metrics.jobs import refresh_metrics
@@ -27,7 +30,7 @@ def defs() -> dg.Definitions:
 
     # dbt runs as a subprocess of this process; its profile reads these.
     os.environ.update(dbt_environment())
-    return dg.Definitions(
+    core = dg.Definitions(
         assets=[*RAW_TABLES, PROJECTS_TABLE, build_dbt_assets()],
         asset_checks=CHECKS,
         jobs=[refresh_metrics],
@@ -38,3 +41,5 @@ def defs() -> dg.Definitions:
             "dbt": dbt_resource(),
         },
     )
+    # Each domain owns its assets, jobs, schedules, sensors and its own resource keys.
+    return dg.Definitions.merge(core, github.build(), digests.build(), exports.build())

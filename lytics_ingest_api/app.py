@@ -22,7 +22,10 @@ from lytics_ingest_api.observability import observability_middleware
 from lytics_ingest_api.rate_limit import RateLimiter
 from lytics_ingest_api.routes import (
     dashboard,
+    digest,
     events,
+    exports,
+    github,
     metrics_ingest,
     prometheus,
     reads,
@@ -43,6 +46,9 @@ ROUTE_HANDLERS: list[Any] = [
     *dashboard.ROUTES,
     *prometheus.ROUTES,
     *webhook_routes.ROUTES,
+    *github.ROUTES,
+    *digest.ROUTES,
+    *exports.ROUTES,
 ]
 
 

@@ -8,7 +8,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
 from lytics.warehouse import migrate
-from lytics.warehouse.tables import SCHEMAS, metadata
+from lytics.warehouse.catalog import SCHEMAS, metadata
 from lytics.warehouse.urls import render, with_driver
 
 

@@ -9,6 +9,9 @@ import click
 from lytics.cli.db import db
 from lytics.cli.demo import demo
 from lytics.cli.dev import dev
+from lytics.cli.digests import digests
+from lytics.cli.exports import exports
+from lytics.cli.github import github
 from lytics.cli.keys import keys
 from lytics.cli.projects import projects
 from lytics.cli.webhooks import webhooks
@@ -33,6 +36,9 @@ cli.add_command(projects)
 cli.add_command(keys)
 cli.add_command(demo)
 cli.add_command(webhooks)
+cli.add_command(github)
+cli.add_command(digests)
+cli.add_command(exports)
 
 
 def _exit_code_for(exc: Exception) -> int | None:

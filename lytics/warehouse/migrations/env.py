@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool, text
 
-from lytics.warehouse.tables import SCHEMAS, metadata
+from lytics.warehouse.catalog import SCHEMAS, metadata
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or ""

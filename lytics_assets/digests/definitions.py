@@ -1,0 +1,7 @@
+"""Weekly digest emails: the definitions this domain adds to the code location."""
+
+import dagster as dg
+
+
+def build() -> dg.Definitions:
+    return dg.Definitions()

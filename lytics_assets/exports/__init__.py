@@ -1,0 +1,1 @@
+"""Partitioned exports (group `exports`)."""

@@ -1,0 +1,7 @@
+"""Partitioned exports (group `exports`): the definitions this domain adds to the code location."""
+
+import dagster as dg
+
+
+def build() -> dg.Definitions:
+    return dg.Definitions()

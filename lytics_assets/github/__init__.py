@@ -1,0 +1,1 @@
+"""GitHub extraction (group `github`)."""

@@ -1,0 +1,7 @@
+"""Digest preview, test sends and launches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ROUTES: list[Any] = []

@@ -1,0 +1,7 @@
+"""Export configuration, status and launches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ROUTES: list[Any] = []
