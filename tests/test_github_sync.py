@@ -37,7 +37,9 @@ EXPECTED = {
     "commits": 8 + 1 + 1,
     "traffic": 3 + 1,
 }
-SECONDARY = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+SECONDARY = (
+    "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+)
 
 
 @pytest.fixture
@@ -79,9 +81,7 @@ def test_link_and_canonical_urls() -> None:
     assert next_link({"link": header.split(",")[1]}) is None
     assert next_link({}) is None
     # The URL we build and the same URL from a Link header share one ETag key.
-    assert canonical(following, "/api/v3") == canonical(
-        "/repos/o/r/stargazers?page=2&per_page=5"
-    )
+    assert canonical(following, "/api/v3") == canonical("/repos/o/r/stargazers?page=2&per_page=5")
 
 
 def test_first_sync_follows_link_pagination_and_stores_every_stream(
@@ -93,9 +93,7 @@ def test_first_sync_follows_link_pagination_and_stores_every_stream(
     assert report.complete, report.detail
     assert counts(engine) == EXPECTED
     log = github.fake.requests()
-    stargazer_pages = [
-        e.query["page"] for e in log if e.path == "/repos/octo/alpha/stargazers"
-    ]
+    stargazer_pages = [e.query["page"] for e in log if e.path == "/repos/octo/alpha/stargazers"]
     assert stargazer_pages == ["1", "2", "3"]  # 12 stars, 5 per page, followed by Link
     assert report.stats.requests == len(log)
     with engine.connect() as conn:
@@ -250,13 +248,9 @@ def test_secondary_limit_waits_retry_after(github: Served, engine: Engine, statu
     assert report.stats.waited_seconds == 1.0
 
 
-def test_secondary_limit_longer_than_allowed_stops_cleanly(
-    github: Served, engine: Engine
-) -> None:
+def test_secondary_limit_longer_than_allowed_stops_cleanly(github: Served, engine: Engine) -> None:
     source = connect_source(engine, github.api_url)
-    github.fake.fail(
-        r"^/repos/octo/beta$", 403, headers={"Retry-After": "3600"}, message=SECONDARY
-    )
+    github.fake.fail(r"^/repos/octo/beta$", 403, headers={"Retry-After": "3600"}, message=SECONDARY)
 
     started = time.monotonic()
     report = sync_once(engine, source, max_wait=5)
@@ -306,9 +300,7 @@ def test_bad_token_fails_loudly(github: Served, engine: Engine) -> None:
     assert counts(engine)["repositories"] == 0
 
 
-def test_missing_repository_is_recorded_and_the_others_sync(
-    github: Served, engine: Engine
-) -> None:
+def test_missing_repository_is_recorded_and_the_others_sync(github: Served, engine: Engine) -> None:
     source = connect_source(engine, github.api_url, follow=["octo/alpha", "octo/gone"])
 
     report = sync_once(engine, source)
@@ -319,17 +311,13 @@ def test_missing_repository_is_recorded_and_the_others_sync(
     assert counts(engine)["stargazers"] == 12
 
 
-def test_only_named_repositories_and_streams_are_refreshed(
-    github: Served, engine: Engine
-) -> None:
+def test_only_named_repositories_and_streams_are_refreshed(github: Served, engine: Engine) -> None:
     source = connect_source(engine, github.api_url)
     sync_once(engine, source)
     github.fake.repos["octo/beta"].add_stars(1, start=BASE_TIME)
     mark = len(github.fake.requests())
 
-    report = sync_once(
-        engine, source, streams=["repositories", "stargazers"], only=["octo/beta"]
-    )
+    report = sync_once(engine, source, streams=["repositories", "stargazers"], only=["octo/beta"])
 
     assert report.repositories == ["octo/beta"]
     touched = {e.path for e in github.fake.requests(mark)}

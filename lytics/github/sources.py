@@ -43,7 +43,9 @@ class Source:
 
     def token(self, cipher: Cipher) -> str:
         if self.token_encrypted is None:
-            raise ValueError(f"GitHub source {self.account_ref} of {self.project_slug} has no token")
+            raise ValueError(
+                f"GitHub source {self.account_ref} of {self.project_slug} has no token"
+            )
         return cipher.decrypt_text(self.token_encrypted)
 
     def owners(self) -> set[str]:
@@ -104,9 +106,7 @@ def connect(
     statement = (
         insert(data_sources)
         .values(project_id=project_id, kind=KIND, account_ref=account, **values)
-        .on_conflict_do_update(
-            index_elements=["project_id", "kind", "account_ref"], set_=values
-        )
+        .on_conflict_do_update(index_elements=["project_id", "kind", "account_ref"], set_=values)
         .returning(data_sources.c.id)
     )
     source_id = int(conn.execute(statement).scalar_one())
@@ -114,9 +114,7 @@ def connect(
     conn.execute(
         update(repositories)
         .where(repositories.c.source_id == source_id)
-        .values(
-            exposed=or_(~repositories.c.private, literal(bool(config["expose_private"])))
-        )
+        .values(exposed=or_(~repositories.c.private, literal(bool(config["expose_private"]))))
     )
     return get_source(conn, source_id)
 

@@ -35,7 +35,7 @@ def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) ->
     keys = [c.name for c in table.primary_key.columns]
     changing = [c for c in rows[0] if c not in keys]
     compare = "raw" if "raw" in table.c else None
-    updates = {c: statement.excluded[c] for c in changing}
+    updates: dict[str, Any] = {c: statement.excluded[c] for c in changing}
     updates["synced_at"] = func.now()
     if compare:
         where = table.c[compare].is_distinct_from(statement.excluded[compare])
@@ -244,6 +244,7 @@ def save_cursor(
     repo_id: int,
     stream: str,
     position: Mapping[str, Any],
+    *,
     status: str = "ok",
     detail: str | None = None,
 ) -> None:

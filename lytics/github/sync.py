@@ -244,6 +244,7 @@ class Sync:
     def _since_stream(
         self,
         repo: Repo,
+        *,
         stream: str,
         path: str,
         params: dict[str, Any],
@@ -283,19 +284,19 @@ class Sync:
         project = self.source.project_id
         self._since_stream(
             repo,
-            "issues",
-            f"/repos/{repo.full_name}/issues",
-            {
+            stream="issues",
+            path=f"/repos/{repo.full_name}/issues",
+            params={
                 "state": "all",
                 "sort": "updated",
                 "direction": "asc",
                 "per_page": self.client.options.per_page,
             },
             # The issues endpoint lists pull requests too; they have their own stream.
-            lambda items: [
+            rows_of=lambda items: [
                 store.issue_row(project, repo.id, i) for i in items if "pull_request" not in i
             ],
-            lambda item: item.get("updated_at"),
+            time_of=lambda item: item.get("updated_at"),
             ascending=True,
         )
 
@@ -307,11 +308,13 @@ class Sync:
         try:
             self._since_stream(
                 repo,
-                "commits",
-                f"/repos/{repo.full_name}/commits",
-                params,
-                lambda items: [store.commit_row(project, repo.id, i) for i in items],
-                lambda item: ((item.get("commit") or {}).get("committer") or {}).get("date"),
+                stream="commits",
+                path=f"/repos/{repo.full_name}/commits",
+                params=params,
+                rows_of=lambda items: [store.commit_row(project, repo.id, i) for i in items],
+                time_of=lambda item: ((item.get("commit") or {}).get("committer") or {}).get(
+                    "date"
+                ),
                 ascending=False,
             )
         except GitHubError as exc:
@@ -323,6 +326,7 @@ class Sync:
     def _newest_first(
         self,
         repo: Repo,
+        *,
         stream: str,
         path: str,
         params: dict[str, Any],
@@ -345,7 +349,7 @@ class Sync:
             times = [x for x in (time_of(i) for i in items) if x]
             newest = max([newest or "", *times]) or None
             self._commit(page, stream, rows_of(items), repo, None)
-            oldest = min((store.ts(x) for x in times), default=None)
+            oldest = min((d for d in (store.ts(x) for x in times) if d), default=None)
             if floor and oldest is not None and oldest.isoformat() < floor:
                 break
         if newest != latest:
@@ -356,27 +360,27 @@ class Sync:
         project = self.source.project_id
         self._newest_first(
             repo,
-            "pull_requests",
-            f"/repos/{repo.full_name}/pulls",
-            {
+            stream="pull_requests",
+            path=f"/repos/{repo.full_name}/pulls",
+            params={
                 "state": "all",
                 "sort": "updated",
                 "direction": "desc",
                 "per_page": self.client.options.per_page,
             },
-            lambda items: [store.pull_row(project, repo.id, i) for i in items],
-            lambda item: item.get("updated_at"),
+            rows_of=lambda items: [store.pull_row(project, repo.id, i) for i in items],
+            time_of=lambda item: item.get("updated_at"),
         )
 
     def _releases(self, repo: Repo) -> None:
         project = self.source.project_id
         self._newest_first(
             repo,
-            "releases",
-            f"/repos/{repo.full_name}/releases",
-            {"per_page": self.client.options.per_page},
-            lambda items: [store.release_row(project, repo.id, i) for i in items],
-            lambda item: item.get("created_at"),
+            stream="releases",
+            path=f"/repos/{repo.full_name}/releases",
+            params={"per_page": self.client.options.per_page},
+            rows_of=lambda items: [store.release_row(project, repo.id, i) for i in items],
+            time_of=lambda item: item.get("created_at"),
         )
 
     def _traffic(self, repo: Repo) -> None:
@@ -392,7 +396,13 @@ class Sync:
                 # Traffic needs push access: recorded, skipped, never a failed run.
                 with self.tx() as conn:
                     store.save_cursor(
-                        conn, self.source.id, repo.id, "traffic", {}, "forbidden", str(exc)
+                        conn,
+                        self.source.id,
+                        repo.id,
+                        "traffic",
+                        {},
+                        status="forbidden",
+                        detail=str(exc),
                     )
                 self.report.forbidden.append(f"{repo.full_name} traffic")
                 return
@@ -412,7 +422,7 @@ def snapshot(
         query = query.where(t.repositories.c.project_id == project_id)
     with transaction() as conn:
         rows = [
-            store.snapshot_row(int(r.project_id), r._mapping, day, observed_at)
+            store.snapshot_row(int(r.project_id), dict(r._mapping), day, observed_at)
             for r in conn.execute(query)
         ]
         return sum(

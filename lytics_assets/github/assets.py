@@ -58,8 +58,8 @@ def _spec(stream: str) -> dg.AssetSpec:
 class GitHubSyncConfig(dg.Config):
     """Narrow a run (the webhook sensor does): some projects, some repositories."""
 
-    projects: list[str] = []
-    repositories: list[str] = []
+    projects: list[str] | None = None
+    repositories: list[str] | None = None
 
 
 def _engine(warehouse: WarehouseResource) -> Engine:
@@ -113,7 +113,7 @@ def github_sync(
     config: GitHubSyncConfig,
     github: GitHubResource,
     warehouse: WarehouseResource,
-) -> Iterator[dg.MaterializeResult]:
+) -> Iterator[dg.MaterializeResult[None]]:
     selected = [key.path[-1] for key in GITHUB_KEYS if key in context.selected_asset_keys]
     engine = _engine(warehouse)
     reports: list[SyncReport] = []
@@ -155,7 +155,7 @@ def github_sync(
         resets = [r.reset_at for r in stopped if r.reset_at]
         # On the run itself too, where the data team sees it in the runs list.
         context.instance.add_run_tags(
-            context.run_id,
+            context.run.run_id,
             {
                 "lytics/github_stopped": ",".join(sorted({str(r.stopped) for r in stopped})),
                 "lytics/github_reset_at": max(resets).isoformat() if resets else "",
@@ -188,7 +188,7 @@ def github_sync(
 )
 def repository_snapshots(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
+) -> dg.MaterializeResult[None]:
     day = context.partition_time_window.start.date()
     now = datetime.now(UTC)
     if day != now.date():

@@ -112,8 +112,15 @@ class FakeRepo:
             user = {"login": f"fan{self.id}-{k}", "id": self.id * 10_000 + k}
             self.stars.append({"starred_at": iso(start + timedelta(hours=7 * k)), "user": user})
 
-    def add_issue(self, number: int, created: datetime, *, closed: datetime | None = None,
-                  pull: bool = False, merged: datetime | None = None) -> None:
+    def add_issue(
+        self,
+        number: int,
+        created: datetime,
+        *,
+        closed: datetime | None = None,
+        pull: bool = False,
+        merged: datetime | None = None,
+    ) -> None:
         updated = max(x for x in (created, closed, merged) if x is not None)
         item: dict[str, Any] = {
             "id": self.id * 100_000 + number,
@@ -129,26 +136,38 @@ class FakeRepo:
         if pull:
             item["pull_request"] = {"url": f"/pulls/{number}"}
             self.pulls.append(
-                {**{k: v for k, v in item.items() if k != "pull_request"},
-                 "id": item["id"] + 50_000, "draft": False,
-                 "merged_at": iso(merged) if merged else None}
+                {
+                    **{k: v for k, v in item.items() if k != "pull_request"},
+                    "id": item["id"] + 50_000,
+                    "draft": False,
+                    "merged_at": iso(merged) if merged else None,
+                }
             )
         self.issues.append(item)
 
     def add_release(self, k: int, created: datetime) -> None:
-        self.releases.append({
-            "id": self.id * 1000 + k, "tag_name": f"v{k}.0", "name": f"Release {k}",
-            "draft": False, "prerelease": False,
-            "created_at": iso(created), "published_at": iso(created + timedelta(minutes=5)),
-        })
+        self.releases.append(
+            {
+                "id": self.id * 1000 + k,
+                "tag_name": f"v{k}.0",
+                "name": f"Release {k}",
+                "draft": False,
+                "prerelease": False,
+                "created_at": iso(created),
+                "published_at": iso(created + timedelta(minutes=5)),
+            }
+        )
 
     def add_commit(self, k: int, when: datetime) -> None:
         sha = hashlib.sha1(f"{self.id}-{k}".encode()).hexdigest()
         who = {"name": "Dev", "email": "dev@example.com", "date": iso(when)}
-        self.commits.append({
-            "sha": sha, "author": {"login": "dev"},
-            "commit": {"message": f"commit {k}", "author": who, "committer": who},
-        })
+        self.commits.append(
+            {
+                "sha": sha,
+                "author": {"login": "dev"},
+                "commit": {"message": f"commit {k}", "author": who, "committer": who},
+            }
+        )
 
 
 class FakeGitHub:
@@ -172,8 +191,15 @@ class FakeGitHub:
         self.repos[repo.full_name.lower()] = repo
         return repo
 
-    def fail(self, pattern: str, status: int, *, times: int = 1,
-             headers: dict[str, str] | None = None, message: str = "failure") -> None:
+    def fail(
+        self,
+        pattern: str,
+        status: int,
+        *,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+        message: str = "failure",
+    ) -> None:
         with self.lock:
             self.rules.append(
                 Rule(re.compile(pattern), status, times, headers or {}, {"message": message})
@@ -202,21 +228,29 @@ class FakeGitHub:
         query = dict(parse_qsl(scope["query_string"].decode()))
         status, out_headers, body = self.handle(scope["path"], query, headers)
         raw = json.dumps(body).encode() if body is not None else b""
-        await send({
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(k.encode(), v.encode()) for k, v in out_headers.items()]
-            + [(b"content-type", b"application/json; charset=utf-8")],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(k.encode(), v.encode()) for k, v in out_headers.items()]
+                + [(b"content-type", b"application/json; charset=utf-8")],
+            }
+        )
         await send({"type": "http.response.body", "body": raw})
 
-    def handle(self, path: str, query: dict[str, str],
-               headers: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+    def handle(
+        self, path: str, query: dict[str, str], headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], Any]:
         with self.lock:
             status, out, body = self._handle(path, query, headers)
             self.log.append(
-                Logged(path.removeprefix(PREFIX), query, headers.get("if-none-match"), status,
-                       time.monotonic())
+                Logged(
+                    path.removeprefix(PREFIX),
+                    query,
+                    headers.get("if-none-match"),
+                    status,
+                    time.monotonic(),
+                )
             )
             return status, out, body
 
@@ -229,23 +263,31 @@ class FakeGitHub:
             "x-ratelimit-resource": "core",
         }
 
-    def _handle(self, path: str, query: dict[str, str],
-                headers: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+    def _handle(  # noqa: PLR0911 - one answer per GitHub rule
+        self, path: str, query: dict[str, str], headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], Any]:
         if not path.startswith(PREFIX + "/"):
             return 404, {}, {"message": "Not Found"}
-        route = path[len(PREFIX):]
+        route = path[len(PREFIX) :]
         auth = headers.get("authorization", "")
         if auth not in (f"token {self.token}", f"Bearer {self.token}"):
-            return 401, {}, {"message": "Bad credentials",
-                             "documentation_url": "https://docs.github.com/rest"}
+            return (
+                401,
+                {},
+                {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"},
+            )
         for rule in self.rules:
             if rule.times > 0 and rule.pattern.search(route):
                 rule.times -= 1
                 if rule.status not in (304,):
                     return rule.status, {**self._rate_headers(), **rule.headers}, rule.body
         if route == "/rate_limit":
-            core = {"limit": self.limit, "remaining": self.remaining, "reset": self.reset,
-                    "used": self.limit - self.remaining}
+            core = {
+                "limit": self.limit,
+                "remaining": self.remaining,
+                "reset": self.reset,
+                "used": self.limit - self.remaining,
+            }
             return 200, self._rate_headers(), {"resources": {"core": core}, "rate": core}
         found = self._route(route, query, headers.get("accept", ""))
         if found is None:
@@ -257,10 +299,14 @@ class FakeGitHub:
             # Conditional hit: no body, and no quota spent.
             return 304, {**self._rate_headers(), "etag": etag}, None
         if self.remaining <= 0:
-            return 403, self._rate_headers(), {
-                "message": "API rate limit exceeded for user ID 1.",
-                "documentation_url": "https://docs.github.com/rest/rate-limit",
-            }
+            return (
+                403,
+                self._rate_headers(),
+                {
+                    "message": "API rate limit exceeded for user ID 1.",
+                    "documentation_url": "https://docs.github.com/rest/rate-limit",
+                },
+            )
         self.remaining -= 1
         out = self._rate_headers()
         if status == 200:
@@ -271,11 +317,12 @@ class FakeGitHub:
 
     # --- the API ----------------------------------------------------------------------------
 
-    def _page(self, route: str, query: dict[str, str],
-              items: list[Any]) -> tuple[int, Any, str | None]:
+    def _page(
+        self, route: str, query: dict[str, str], items: list[Any]
+    ) -> tuple[int, Any, str | None]:
         per_page = int(query.get("per_page", 30))
         page = int(query.get("page", 1))
-        chunk = items[(page - 1) * per_page: page * per_page]
+        chunk = items[(page - 1) * per_page : page * per_page]
         last = max(1, -(-len(items) // per_page))
         links = []
         base = f"http://github.test{PREFIX}{route}"
@@ -284,14 +331,24 @@ class FakeGitHub:
             links.append(f'<{base}?{urlencode({**query, "page": last})}>; rel="last"')
         return 200, chunk, ", ".join(links) or None
 
-    def _route(self, route: str, query: dict[str, str],
-               accept: str) -> tuple[int, Any, str | None] | None:
+    def _route(  # noqa: PLR0911, PLR0912 - a router
+        self, route: str, query: dict[str, str], accept: str
+    ) -> tuple[int, Any, str | None] | None:
         parts = route.strip("/").split("/")
         if route == "/user":
-            return 200, {"login": self.login, "id": 1, "type": "User", "name": "Octo Cat",
-                         "html_url": f"https://github.example/{self.login}",
-                         "public_repos": sum(1 for r in self.repos.values() if not r.private),
-                         "followers": 42}, None
+            return (
+                200,
+                {
+                    "login": self.login,
+                    "id": 1,
+                    "type": "User",
+                    "name": "Octo Cat",
+                    "html_url": f"https://github.example/{self.login}",
+                    "public_repos": sum(1 for r in self.repos.values() if not r.private),
+                    "followers": 42,
+                },
+                None,
+            )
         if route == "/user/repos":
             mine = [r.as_json() for r in self._sorted() if r.owner == self.login]
             return self._page(route, query, mine)
@@ -301,8 +358,9 @@ class FakeGitHub:
         if len(parts) == 3 and parts[0] == "orgs" and parts[2] == "repos":
             if parts[1] not in self.orgs:
                 return None
-            return self._page(route, query,
-                              [r.as_json() for r in self._sorted() if r.owner == parts[1]])
+            return self._page(
+                route, query, [r.as_json() for r in self._sorted() if r.owner == parts[1]]
+            )
         if len(parts) < 3 or parts[0] != "repos":
             return None
         repo = self.repos.get(f"{parts[1]}/{parts[2]}".lower())
@@ -317,8 +375,9 @@ class FakeGitHub:
             return self._page(route, query, [s["user"] for s in repo.stars])
         if rest == ["issues"]:
             items = [i for i in repo.issues if i["updated_at"] >= query.get("since", "")]
-            items.sort(key=lambda i: (i["updated_at"], i["id"]),
-                       reverse=query.get("direction") == "desc")
+            items.sort(
+                key=lambda i: (i["updated_at"], i["id"]), reverse=query.get("direction") == "desc"
+            )
             return self._page(route, query, items)
         if rest == ["pulls"]:
             items = sorted(repo.pulls, key=lambda i: (i["updated_at"], i["id"]), reverse=True)
@@ -335,8 +394,15 @@ class FakeGitHub:
             if not repo.push_access:
                 return 403, {"message": "Must have push access to repository"}, None
             days = repo.views if rest[1] == "views" else repo.clones
-            return 200, {"count": sum(d["count"] for d in days),
-                         "uniques": sum(d["uniques"] for d in days), rest[1]: days}, None
+            return (
+                200,
+                {
+                    "count": sum(d["count"] for d in days),
+                    "uniques": sum(d["uniques"] for d in days),
+                    rest[1]: days,
+                },
+                None,
+            )
         return None
 
     def _sorted(self) -> list[FakeRepo]:
@@ -353,15 +419,21 @@ def standard_fixture(fake: FakeGitHub) -> FakeGitHub:
         alpha.add_issue(n, created, closed=created + timedelta(days=1) if n % 2 else None)
     for n in range(8, 14):
         created = BASE_TIME - timedelta(days=14 - n, hours=3)
-        alpha.add_issue(n, created, pull=True,
-                        merged=created + timedelta(hours=20) if n % 3 else None,
-                        closed=created + timedelta(hours=20) if n % 3 else None)
+        alpha.add_issue(
+            n,
+            created,
+            pull=True,
+            merged=created + timedelta(hours=20) if n % 3 else None,
+            closed=created + timedelta(hours=20) if n % 3 else None,
+        )
     for k in range(1, 4):
         alpha.add_release(k, BASE_TIME - timedelta(days=30 - 10 * k))
     for k in range(1, 9):
         alpha.add_commit(k, BASE_TIME - timedelta(days=9 - k))
-    alpha.views = [{"timestamp": iso(BASE_TIME - timedelta(days=d)), "count": 10 + d,
-                    "uniques": 3} for d in range(3)]
+    alpha.views = [
+        {"timestamp": iso(BASE_TIME - timedelta(days=d)), "count": 10 + d, "uniques": 3}
+        for d in range(3)
+    ]
     alpha.clones = [{"timestamp": iso(BASE_TIME - timedelta(days=1)), "count": 2, "uniques": 1}]
 
     beta = fake.add_repo(FakeRepo(102, "octo", "beta", push_access=False))
