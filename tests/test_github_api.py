@@ -70,16 +70,22 @@ def test_repos_are_public_only_with_their_latest_counts(
     assert [r["full_name"] for r in by_name["repos"]] == ["octo/beta"]
 
 
+@pytest.fixture
+def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """The environment a `lytics` command run by the operator would have."""
+    _use(settings, monkeypatch)
+    return monkeypatch
+
+
 def test_private_repos_appear_only_after_the_project_opts_in(
     github: Served,
     engine: Engine,
     api: str,
-    settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
+    cli_env: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     _, secret = _synced_project(engine, github)
-    _use(settings, monkeypatch)
+    monkeypatch = cli_env
 
     opted_in = invoke(monkeypatch, capsys, "github", "connect", "site", "octo", "--expose-private")
     assert opted_in.code == 0, opted_in.err
@@ -117,9 +123,7 @@ def test_a_key_sees_only_its_own_project(github: Served, engine: Engine, api: st
 
 
 @pytest.mark.parametrize("path", ["/v1/github/repos", "/v1/github/user"])
-def test_unauthenticated_requests_are_refused(
-    engine: Engine, api: str, path: str
-) -> None:
+def test_unauthenticated_requests_are_refused(engine: Engine, api: str, path: str) -> None:
     _, write_key, _ = new_project(engine, "site")
     assert _get(api, path, None).status_code == 401
     assert _get(api, path, "sk_not_a_key").status_code == 401
@@ -130,9 +134,7 @@ def test_unauthenticated_requests_are_refused(
 @pytest.mark.parametrize(
     "params", [{"limit": 0}, {"limit": 101}, {"offset": -1}, {"sort": "stars; drop"}]
 )
-def test_malformed_queries_are_refused(
-    engine: Engine, api: str, params: dict[str, object]
-) -> None:
+def test_malformed_queries_are_refused(engine: Engine, api: str, params: dict[str, object]) -> None:
     _, _, secret = new_project(engine, "site")
     response = _get(api, "/v1/github/repos", secret, **params)
     assert response.status_code == 400
@@ -210,8 +212,13 @@ def test_cli_connect_list_unfollow_remove(
     with engine.connect() as conn:
         left = [
             conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
-            for t in ("app.data_sources", "github.repositories", "github.stargazers",
-                      "github.sync_cursors", "github.http_cache")
+            for t in (
+                "app.data_sources",
+                "github.repositories",
+                "github.stargazers",
+                "github.sync_cursors",
+                "github.http_cache",
+            )
         ]
     assert left == [0, 0, 0, 0, 0]
 
@@ -226,7 +233,10 @@ def test_cli_refuses_bad_input_with_a_clear_message(
     _use(settings, monkeypatch)
     new_project(engine, "site")
     cases = [
-        (("connect", "site", "octo", "--token", "t", "--follow", "not a repo"), "invalid repository"),
+        (
+            ("connect", "site", "octo", "--token", "t", "--follow", "not a repo"),
+            "invalid repository",
+        ),
         (("connect", "site", "octo", "--follow", "octo/*"), "needs a token"),
         (("connect", "nope", "octo", "--token", "t"), "no project"),
         (("remove", "site", "nobody"), "no GitHub account"),

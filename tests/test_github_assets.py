@@ -124,9 +124,7 @@ def test_primary_limit_ends_the_run_cleanly_with_the_reset_time(
     assert metadata["rate_limit_reset_at"] == reset
 
 
-def test_bad_token_fails_the_run_loudly(
-    github: Served, engine: Engine, database_url: str
-) -> None:
+def test_bad_token_fails_the_run_loudly(github: Served, engine: Engine, database_url: str) -> None:
     connect_source(engine, github.api_url, token="ghp_wrong")
 
     result = dg.materialize([github_sync], resources=resources(database_url), raise_on_error=False)
@@ -250,9 +248,7 @@ def test_changed_rows_request_their_days_of_marts(
     assert request.tags["dagster/asset_partition_range_start"] == "2026-10-12"
     assert request.tags["dagster/asset_partition_range_end"] == "2026-11-01"  # last PR merged
     assert request.job_name == "refresh_github_marts"
-    with dg.build_sensor_context(
-        cursor=result.cursor, resources={"warehouse": warehouse}
-    ) as ctx:
+    with dg.build_sensor_context(cursor=result.cursor, resources={"warehouse": warehouse}) as ctx:
         quiet = github_marts_sensor(ctx)
     assert isinstance(quiet, dg.SensorResult)
     assert quiet.run_requests == []

@@ -34,7 +34,9 @@ def github() -> Iterator[Served]:
 
 
 def _day(value: str | None) -> str | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).date().isoformat() if value else None
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).date().isoformat()
 
 
 def expected(repo: FakeRepo) -> dict[str, Counter[str]]:
