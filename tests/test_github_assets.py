@@ -136,6 +136,21 @@ def test_bad_token_fails_the_run_loudly(github: Served, engine: Engine, database
     assert "lytics github connect" in message
 
 
+def test_token_stored_under_another_key_fails_the_run_with_the_reason(
+    github: Served, engine: Engine, database_url: str
+) -> None:
+    connect_source(engine, github.api_url)
+    other = {**resources(database_url), "github": GitHubResource(secret_key="another-key")}
+
+    result = dg.materialize([github_sync], resources=other, raise_on_error=False)
+
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    message = failure.event_specific_data.error.message  # type: ignore[union-attr]
+    assert "LYTICS_SECRET_KEY" in message
+    assert github.fake.requests() == []
+
+
 def _deliver(engine: Engine, project_id: int, delivery: str, event: str, repo: str) -> None:
     payload = {"action": "created", "repository": {"full_name": repo}}
     with engine.begin() as conn:
@@ -157,6 +172,7 @@ def test_a_star_webhook_refreshes_just_that_repository(
     github.fake.repos["octo/beta"].add_stars(1, start=BASE_TIME)
     _deliver(engine, source.project_id, "d-1", "star", "octo/beta")
     _deliver(engine, source.project_id, "d-2", "ping", "octo/alpha")  # nothing to refresh
+    _deliver(engine, source.project_id, "d-3", "star", "someone/else")  # not followed
     warehouse = WarehouseResource(database_url=database_url)
 
     with dg.build_sensor_context(resources={"warehouse": warehouse}) as ctx:

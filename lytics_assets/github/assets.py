@@ -7,6 +7,7 @@ from typing import Any
 import dagster as dg
 from sqlalchemy import Engine, pool
 
+from lytics.crypto import InvalidToken
 from lytics.github.client import GitHubAuthError
 from lytics.github.sources import list_sources
 from lytics.github.sync import STREAMS, Sync, SyncReport, snapshot
@@ -126,7 +127,13 @@ def github_sync(
                 if not config.projects or s.project_slug in config.projects
             ]
         for source in sources:
-            client = github.client(source, engine.begin)
+            try:
+                client = github.client(source, engine.begin)
+            except (InvalidToken, ValueError) as exc:
+                reason = "cannot be decrypted: is LYTICS_SECRET_KEY the key it was stored with?"
+                message = reason if isinstance(exc, InvalidToken) else str(exc)
+                auth_failures.append(f"{source.project_slug}/{source.account_ref}: {message}")
+                continue
             sync = Sync(
                 engine.begin,
                 source,
@@ -167,7 +174,7 @@ def github_sync(
         )
     if auth_failures:
         raise dg.Failure(
-            description="GitHub rejected a token (401): " + "; ".join(auth_failures),
+            description="GitHub token unusable: " + "; ".join(auth_failures),
             allow_retries=False,
         )
 

@@ -6,6 +6,7 @@ from datetime import datetime
 import dagster as dg
 
 from lytics.github.changes import changed_days
+from lytics.github.sources import list_sources
 from lytics.github.webhooks import pending_refreshes
 from lytics.projects import list_projects
 from lytics_assets.github.jobs import refresh_github_marts, sync_github
@@ -34,13 +35,21 @@ def github_webhook_sensor(
     with warehouse.connect() as conn:
         refreshes, last = pending_refreshes(conn, after)
         slugs = {p.id: p.slug for p in list_projects(conn)} if refreshes else {}
+        sources = list_sources(conn) if refreshes else []
     if last == after:
         return dg.SkipReason("no new GitHub webhooks")
     requests = []
     for project_id, refresh in sorted(refreshes.items()):
-        if project_id not in slugs:
+        # Only repositories some source of the project follows: a webhook for anything
+        # else (an organisation-wide hook, say) costs no GitHub request.
+        followed = sorted(
+            name
+            for name in refresh.repositories
+            if any(s.project_id == project_id and s.follows(name) for s in sources)
+        )
+        if project_id not in slugs or not followed:
             continue
-        config = {"projects": [slugs[project_id]], "repositories": sorted(refresh.repositories)}
+        config = {"projects": [slugs[project_id]], "repositories": followed}
         requests.append(
             dg.RunRequest(
                 # From the data: the same deliveries can never launch a second run.
