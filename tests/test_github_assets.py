@@ -188,6 +188,12 @@ def test_a_star_webhook_refreshes_just_that_repository(
     }
     assert request.run_key
     assert str(source.project_id) in request.run_key
+    # Re-evaluated over the same deliveries (a restarted daemon), the run key is the same,
+    # so Dagster launches the run once.
+    with dg.build_sensor_context(resources={"warehouse": warehouse}) as ctx:
+        replayed = github_webhook_sensor(ctx)
+    assert isinstance(replayed, dg.SensorResult)
+    assert [r.run_key for r in replayed.run_requests] == [request.run_key]
 
     mark = len(github.fake.requests())
     run = dg.materialize(

@@ -328,3 +328,14 @@ def test_only_named_repositories_and_streams_are_refreshed(github: Served, engin
         "/repos/octo/beta/stargazers",
     }
     assert counts(engine)["stargazers"] == EXPECTED["stargazers"] + 1
+
+
+def test_unreachable_github_fails_after_retries(engine: Engine) -> None:
+    from tests.support.http import free_port
+
+    source = connect_source(engine, f"http://127.0.0.1:{free_port()}/api/v3")
+
+    started = time.monotonic()
+    with pytest.raises(UnavailableError, match="unreachable"):
+        sync_once(engine, source, retries=1)
+    assert time.monotonic() - started >= 1.0  # one backoff before giving up
