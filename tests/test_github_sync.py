@@ -213,7 +213,7 @@ def test_primary_limit_stops_cleanly_and_the_next_run_resumes_without_duplicates
                 "WHERE repository_id = 101 AND stream = 'stargazers'"
             )
         ).scalar_one()
-    assert position == {"page": 2}
+    assert position == {"page": 2, "count": 5}
 
     github.fake.set_budget(5000)
     mark = len(github.fake.requests())
@@ -339,3 +339,21 @@ def test_unreachable_github_fails_after_retries(engine: Engine) -> None:
     with pytest.raises(UnavailableError, match="unreachable"):
         sync_once(engine, source, retries=1)
     assert time.monotonic() - started >= 1.0  # one backoff before giving up
+
+
+def test_a_star_after_a_full_last_page_is_found(github: Served, engine: Engine) -> None:
+    beta = github.fake.repos["octo/beta"]
+    beta.add_stars(2, start=BASE_TIME - timedelta(days=1))  # 5 stars: exactly one full page
+    source = connect_source(engine, github.api_url, follow=["octo/beta"])
+    sync_once(engine, source, streams=["repositories", "stargazers"])
+    mark = len(github.fake.requests())
+    unchanged = sync_once(engine, source, streams=["repositories", "stargazers"])
+    assert all(e.status == 304 for e in github.fake.requests(mark)[1:])
+    assert unchanged.streams["stargazers"].rows_changed == 0
+
+    beta.add_stars(1, start=BASE_TIME)  # GitHub gives page 1 no next link; this is page 2
+    report = sync_once(engine, source, streams=["repositories", "stargazers"])
+
+    assert report.streams["stargazers"].rows_changed == 1
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM github.stargazers")).scalar_one() == 6

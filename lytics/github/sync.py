@@ -230,16 +230,42 @@ class Sync:
         self.report.streams[stream].add(page, changed)
 
     def _stargazers(self, repo: Repo) -> None:
-        start = int(self._cursor(repo, "stargazers").get("page", 1))
-        params = {"per_page": self.client.options.per_page, "page": start}
+        """Oldest first, no `since`: resume at the last page read, then follow Link."""
+        cursor = self._cursor(repo, "stargazers")
+        start = int(cursor.get("page", 1))
+        per_page = self.client.options.per_page
         path = f"/repos/{repo.full_name}/stargazers"
-        for page in self.client.pages(path, params, accept=STAR_MEDIA_TYPE):
+        page = self.client.get(path, {"per_page": per_page, "page": start}, accept=STAR_MEDIA_TYPE)
+        probing = False
+        while True:
             number = int(parse_qs(urlsplit(page.url).query).get("page", ["1"])[0])
             if page.not_modified:
                 self.report.streams["stargazers"].add(page)
-                continue
-            rows = [store.stargazer_row(self.source.project_id, repo.id, i) for i in page.data]
-            self._commit(page, "stargazers", rows, repo, {"page": number})
+                # Unchanged: the start page holds what the cursor says; a probed page was
+                # empty last time (a non-empty one would have become the cursor).
+                if number == start:
+                    count = int(cursor.get("count", 0))
+                else:
+                    count = 0 if probing else per_page
+            elif probing and not page.data:
+                self.client.remember(page)  # an empty page past the end: keep its ETag only
+                count = 0
+            else:
+                count = len(page.data)
+                rows = [store.stargazer_row(self.source.project_id, repo.id, i) for i in page.data]
+                self._commit(page, "stargazers", rows, repo, {"page": number, "count": count})
+            if page.next_url:
+                probing = False
+                page = self.client.get(page.next_url, accept=STAR_MEDIA_TYPE)
+            elif count == per_page:
+                # GitHub sends no next link after a full last page, yet the next star
+                # starts a new page: look there.
+                probing = True
+                page = self.client.get(
+                    path, {"per_page": per_page, "page": number + 1}, accept=STAR_MEDIA_TYPE
+                )
+            else:
+                return
 
     def _since_stream(
         self,
