@@ -357,3 +357,25 @@ def test_a_star_after_a_full_last_page_is_found(github: Served, engine: Engine) 
     assert report.streams["stargazers"].rows_changed == 1
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM github.stargazers")).scalar_one() == 6
+
+
+def test_an_issue_update_is_found_when_the_since_window_fills_a_page(
+    github: Served, engine: Engine
+) -> None:
+    alpha = github.fake.repos["octo/alpha"]
+    source = connect_source(engine, github.api_url, follow=["octo/alpha"])
+    sync_once(engine, source, streams=["repositories", "issues"])
+    # Five updates within the lookback: the `since` window is exactly one full page.
+    for minute, issue in enumerate(alpha.issues[:5]):
+        issue["updated_at"] = iso(BASE_TIME + timedelta(days=1, minutes=minute))
+    sync_once(engine, source, streams=["repositories", "issues"])
+    alpha.add_issue(99, BASE_TIME + timedelta(days=1, minutes=30))
+
+    report = sync_once(engine, source, streams=["repositories", "issues"])
+
+    assert report.streams["issues"].rows_changed == 1
+    with engine.connect() as conn:
+        assert (
+            conn.execute(text("SELECT count(*) FROM github.issues WHERE number = 99")).scalar_one()
+            == 1
+        )

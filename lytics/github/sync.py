@@ -276,12 +276,19 @@ class Sync:
         params: dict[str, Any],
         rows_of: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
         time_of: Callable[[dict[str, Any]], str | None],
-        ascending: bool,
+        sortable: bool,
     ) -> None:
+        """`since=` streams. A sortable one (issues) reads its first sync oldest first, so
+        the long initial read saves its cursor page by page and resumes exactly; after
+        that it reads newest first: anything new changes the first page (a new item
+        after a full last page would not, and a 304 there would hide it)."""
         cursor = self._cursor(repo, stream)
         for _ in range(2):
             latest: str | None = cursor.get("latest")
+            ascending = sortable and not latest
             query = dict(params)
+            if sortable:
+                query["direction"] = "asc" if ascending else "desc"
             if latest:
                 since = store.ts(latest)
                 assert since is not None
@@ -294,8 +301,8 @@ class Sync:
                 items = page.data or []
                 times = [x for x in (time_of(i) for i in items) if x]
                 newest = max([newest or "", *times]) or None
-                # Oldest-first pages can move the cursor page by page (exact resume);
-                # newest-first ones only once the whole stream has been read.
+                # Oldest-first pages move the cursor page by page; newest-first ones
+                # only once the whole stream has been read.
                 saved = {"latest": newest} if ascending else None
                 self._commit(page, stream, rows_of(items), repo, saved)
             if newest == latest:
@@ -315,7 +322,6 @@ class Sync:
             params={
                 "state": "all",
                 "sort": "updated",
-                "direction": "asc",
                 "per_page": self.client.options.per_page,
             },
             # The issues endpoint lists pull requests too; they have their own stream.
@@ -323,7 +329,7 @@ class Sync:
                 store.issue_row(project, repo.id, i) for i in items if "pull_request" not in i
             ],
             time_of=lambda item: item.get("updated_at"),
-            ascending=True,
+            sortable=True,
         )
 
     def _commits(self, repo: Repo) -> None:
@@ -341,7 +347,7 @@ class Sync:
                 time_of=lambda item: ((item.get("commit") or {}).get("committer") or {}).get(
                     "date"
                 ),
-                ascending=False,
+                sortable=False,
             )
         except GitHubError as exc:
             if "409" not in str(exc):
