@@ -67,6 +67,7 @@ def test_code_location_declares_the_github_group() -> None:
         assert node.is_materializable
         assert node.group_name == "github"
     assert graph.get(GITHUB_KEYS[0]).pools == {"github"}
+    assert graph.get(dg.AssetKey(["github", "repository_snapshots"])).pools == {"github"}
     # dbt's github sources are these assets: the marts hang off them.
     mart = dg.AssetKey(["analytics", "github_daily_repository_metrics"])
     assert graph.get(mart).group_name == "github"

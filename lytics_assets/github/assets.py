@@ -183,6 +183,9 @@ def github_sync(
     key=SNAPSHOTS_KEY,
     deps=[dg.AssetKey([GROUP, "repositories"])],
     partitions_def=daily,
+    # No GitHub requests here, but sharing the sync's pool makes a snapshot launched
+    # while a sync runs wait for it, and so record the counts that sync brings.
+    pool=POOL,
     group_name=GROUP,
     kinds={"postgres"},
     owners=OWNERS,
