@@ -108,8 +108,15 @@ def _wait_for(running: Running, check: str, dagster: bool = True) -> None:
         assert {s["name"] for s in repository["sensors"]} >= {
             "raw_data_sensor",
             "run_failure_alert",
+            "github_webhook_sensor",
+            "github_marts_sensor",
         }
-        assert {s["name"] for s in repository["schedules"]} == {"hourly_metrics"}
+        assert {s["name"] for s in repository["schedules"]} == {
+            "hourly_metrics",
+            "github_daily",
+            "github_daily_snapshot",
+        }
+        assert "github/stargazers" in keys
 
 
 def _stop_and_check_clean(running: Running, sig: signal.Signals, postmaster: int | None) -> float:
