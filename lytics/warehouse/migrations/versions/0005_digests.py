@@ -35,8 +35,10 @@ ROLES = "lytics_pipeline, lytics_reader"
 COOLDOWN_REMAINING = """
 CREATE FUNCTION app.digest_cooldown_remaining() RETURNS double precision
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(extract(epoch FROM max(upper(cooldown)) - now()), 0)::double precision
-    FROM app.digest_runs WHERE cooldown @> now()
+    -- clock_timestamp(), not now(): a refused transaction may have started before the
+    -- run that refused it, and its now() would lie before that run's cooldown.
+    SELECT coalesce(extract(epoch FROM max(upper(cooldown)) - clock_timestamp()), 0)::float8
+    FROM app.digest_runs WHERE upper(cooldown) > clock_timestamp()
 $$
 """
 
