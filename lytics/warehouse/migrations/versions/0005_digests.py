@@ -120,7 +120,8 @@ def upgrade() -> None:
     )
     op.execute("GRANT SELECT ON app.digest_runs TO lytics_reader")
     op.execute(
-        "GRANT INSERT (project_id, period_start, period_end, scope, scope_email, cooldown), "
+        "GRANT INSERT (project_id, period_start, period_end, scope, scope_email, cooldown, "
+        "dagster_run_id), "
         "UPDATE (status, dagster_run_id, finished_at, error, cooldown) "
         "ON app.digest_runs TO lytics_reader"
     )
