@@ -109,7 +109,10 @@ def _wait_for(running: Running, check: str, dagster: bool = True) -> None:
             "raw_data_sensor",
             "run_failure_alert",
         }
-        assert {s["name"] for s in repository["schedules"]} == {"hourly_metrics"}
+        assert {s["name"] for s in repository["schedules"]} == {
+            "hourly_metrics",
+            "weekly_digest_schedule",
+        }
 
 
 def _stop_and_check_clean(running: Running, sig: signal.Signals, postmaster: int | None) -> float:

@@ -30,15 +30,20 @@ SELECT DISTINCT ON (email) email, reason, detail FROM (
            CASE WHEN coalesce(d.payload ->> 'type', d.event_type) = 'email.complained'
                 THEN 'complained' ELSE 'bounced' END AS reason,
            'resend webhook ' || d.delivery_id AS detail,
-           d.id
+           d.id, d.received_at
     FROM raw.webhook_deliveries d
     WHERE d.provider = 'resend'
       AND coalesce(d.payload ->> 'type', d.event_type) IN ('email.bounced', 'email.complained')
       AND coalesce(d.payload -> 'data' -> 'bounce' ->> 'type', '') <> 'Transient'
 ) found
 WHERE email IS NOT NULL AND email <> ''
-ORDER BY email, id
-ON CONFLICT (email) DO NOTHING
+  -- A lifted suppression comes back only with a bounce or complaint received after it.
+  AND NOT EXISTS (SELECT 1 FROM app.email_suppressions s
+                  WHERE s.email = found.email
+                    AND (s.lifted_at IS NULL OR s.lifted_at >= found.received_at))
+ORDER BY email, id DESC
+ON CONFLICT (email) DO UPDATE SET reason = excluded.reason, detail = excluded.detail,
+    lifted_at = NULL, created_at = now()
 """
 
 SCOPE = """
@@ -74,7 +79,7 @@ PENDING = """
 SELECT d.id, d.project_id, d.recipient, d.idempotency_key, s.reason AS suppressed,
        coalesce(bool_or(m.digest_enabled), false) AS enabled
 FROM app.digest_deliveries d
-LEFT JOIN app.email_suppressions s ON s.email = d.recipient
+LEFT JOIN app.email_suppressions s ON s.email = d.recipient AND s.lifted_at IS NULL
 LEFT JOIN app.users u ON lower(u.email) = d.recipient
 LEFT JOIN app.project_members m ON m.project_id = d.project_id AND m.user_id = u.id
 WHERE d.id = ANY(%(ids)s)

@@ -268,6 +268,9 @@ email_suppressions = Table(
     Column("reason", Text, nullable=False),
     Column("detail", Text),
     _created_at(),
+    # Set when an operator lifts the suppression: the row then suppresses nothing, and
+    # only bounces or complaints received after this time suppress the address again.
+    Column("lifted_at", DateTime(timezone=True)),
     CheckConstraint("email = lower(email)", name="lowercase"),
     CheckConstraint("reason IN ('bounced', 'complained', 'unsubscribed', 'manual')", name="reason"),
     schema="app",

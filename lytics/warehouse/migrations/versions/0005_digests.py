@@ -47,7 +47,7 @@ $$
 SUPPRESSION_REASON = """
 CREATE FUNCTION app.email_suppression_reason(address text) RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT reason FROM app.email_suppressions WHERE email = lower(address)
+    SELECT reason FROM app.email_suppressions WHERE email = lower(address) AND lifted_at IS NULL
     UNION ALL
     SELECT CASE WHEN coalesce(d.payload ->> 'type', d.event_type) = 'email.complained'
                 THEN 'complained' ELSE 'bounced' END
@@ -57,6 +57,9 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
       AND coalesce(d.payload -> 'data' -> 'bounce' ->> 'type', '') <> 'Transient'
       AND (lower(d.payload -> 'data' ->> 'to') = lower(address)
            OR d.payload -> 'data' -> 'to' @> to_jsonb(lower(address)))
+      AND d.received_at > coalesce(
+          (SELECT lifted_at FROM app.email_suppressions WHERE email = lower(address)),
+          '-infinity')
     LIMIT 1
 $$
 """
@@ -93,6 +96,11 @@ def upgrade() -> None:
     )
     op.create_exclude_constraint(
         "ex_digest_runs_cooldown", "digest_runs", ("cooldown", "&&"), using="gist", schema="app"
+    )
+    op.add_column(
+        "email_suppressions",
+        sa.Column("lifted_at", sa.DateTime(timezone=True), nullable=True),
+        schema="app",
     )
     op.add_column("digest_deliveries", sa.Column("payload", postgresql.JSONB()), schema="app")
     op.add_column("digest_deliveries", sa.Column("batch_key", sa.Text()), schema="app")
@@ -161,6 +169,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_digest_deliveries_batch_key"), "digest_deliveries", schema="app")
     op.drop_column("digest_deliveries", "batch_key", schema="app")
     op.drop_column("digest_deliveries", "payload", schema="app")
+    op.drop_column("email_suppressions", "lifted_at", schema="app")
     op.drop_constraint("ex_digest_runs_cooldown", "digest_runs", schema="app")
     op.drop_constraint(op.f("fk_digest_runs_project_id_projects"), "digest_runs", schema="app")
     op.drop_column("digest_runs", "cooldown", schema="app")
