@@ -153,7 +153,7 @@ def build_asset(weeks: dg.WeeklyPartitionsDefinition) -> dg.AssetsDefinition:
             scope=config.scope,
             scope_email=config.email if config.scope == "email" else None,
             project_id=_project_id(warehouse, config.project),
-            dagster_run_id=context.run_id,
+            dagster_run_id=context.run.run_id,
         )
         # Least privilege: the digest reads marts and writes only its own bookkeeping.
         engine = create_sync_engine(
