@@ -39,6 +39,7 @@ from tests.support.digests import (
     deliveries,
     digest_settings,
     seed_two_weeks,
+    seed_week,
 )
 from tests.support.fake_resend import API_KEY, FakeResend, fake_resend
 
@@ -464,3 +465,66 @@ def test_a_refused_batch_is_resent_one_by_one_and_only_the_bad_address_fails(
     assert deliveries(engine)["not-an-address"] == "failed"
     assert report.errors == 1
     assert report.sent == len(EMAILS)
+
+
+def test_a_lifted_suppression_holds_until_a_new_bounce(
+    pipeline_engine: Engine, engine: Engine, settings: Settings, fake: FakeResend, project: int
+) -> None:
+    from lytics.digests import recipients
+
+    later = WEEK + timedelta(days=7)
+    seed_week(engine, project, later, sessions=50)
+    earlier = WEEK - timedelta(days=7)
+    target = EMAILS[0]
+
+    def bounce(delivery_id: str) -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO raw.webhook_deliveries (project_id, provider, delivery_id, "
+                    "event_type, headers, body, payload) VALUES (:p, 'resend', :d, "
+                    "'email.bounced', '{}', 'x', :payload)"
+                ),
+                {
+                    "p": project,
+                    "d": delivery_id,
+                    "payload": json.dumps({"type": "email.bounced", "data": {"to": [target]}}),
+                },
+            )
+
+    cfg = _uncooled(settings, fake)
+    bounce("b1")
+    _run(pipeline_engine, cfg, week=earlier, weeks=[earlier])
+    assert target not in fake.per_recipient()
+    with engine.begin() as conn:
+        assert recipients.unsuppress(conn, target)
+    _run(pipeline_engine, cfg)  # the old bounce does not bring the suppression back
+    assert fake.per_recipient()[target] == 1
+    bounce("b2")  # a new one does
+    _run(pipeline_engine, cfg, week=later, weeks=[later])
+    assert fake.per_recipient()[target] == 1
+    assert deliveries(engine, later)[target] == "suppressed"
+
+
+@pytest.mark.slow
+def test_a_thousand_recipients_at_two_requests_per_second(
+    pipeline_engine: Engine, engine: Engine, settings: Settings, project: int
+) -> None:
+    """The closing note's number: 1,000 recipients against the local server at 2 req/s."""
+    many = [f"reader{i:04d}@example.com" for i in range(1000)]
+    add_members(engine, project, many)
+    with fake_resend(limit=2) as server:
+        cfg = digest_settings(
+            settings, server, digest_cooldown_seconds=0, resend_rate_per_second=2.0
+        )
+        started = time.monotonic()
+        report = _run(pipeline_engine, cfg)
+        elapsed = time.monotonic() - started
+        gaps = [b.at - a.at for a, b in zip(server.requests, server.requests[1:], strict=False)]
+    print(f"\n1,000 recipients (+{len(EMAILS)}): {elapsed:.1f} s, {len(server.requests)} requests")
+    assert report.sent == len(many) + len(EMAILS)
+    assert set(server.per_recipient().values()) == {1}
+    assert len(server.requests) == 11  # 100 per /emails/batch call
+    assert min(gaps) >= 0.45  # never faster than 2 requests/s
+    assert 429 not in server.statuses()
+    assert elapsed < 30
