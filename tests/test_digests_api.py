@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from lytics.digests import runs
+from lytics.digests.content import build, project_info
 from lytics.digests.service import run_digest
 from lytics.settings import Settings
 from lytics.warehouse.engine import create_sync_engine
@@ -357,3 +358,23 @@ def test_email_events_summary_counts_the_last_day_by_type(api: Ingest, engine: E
     assert summary["total"] == 3
     assert len(summary["latest"]) == 4
     assert summary["latest"][0]["email"] in {"u0@example.com", "u1@example.com", "u2@example.com"}
+
+
+def test_the_digest_tiles_are_the_dashboard_tiles(api: Ingest, engine: Engine) -> None:
+    dashboard = api.get(
+        "/v1/dashboard/tiles",
+        params={"from": WEEK.isoformat(), "to": "2026-11-15"},
+        headers=api.bearer(),
+    ).json()
+    with engine.connect() as conn:
+        content = build(conn, project_info(conn, api.project_id), WEEK)
+    shown = {t.key: t.as_dict() for t in content.tiles}
+    from_dashboard = {t["key"]: t for t in dashboard["tiles"] + dashboard["metrics"]}
+    assert dashboard["previous"]["from"] == "2026-11-02"
+    assert set(shown) == {"sessions", "pageviews", "unique_visitors", "conversions"} | {
+        "reach",
+        "engagement",
+    }
+    for key, tile in shown.items():
+        assert tile == from_dashboard[key], key
+    assert shown["sessions"]["change_pct"] == 23.0
