@@ -528,3 +528,25 @@ def test_a_thousand_recipients_at_two_requests_per_second(
     assert min(gaps) >= 0.45  # never faster than 2 requests/s
     assert 429 not in server.statuses()
     assert elapsed < 30
+
+
+def test_a_quota_stop_while_resending_a_maybe_sent_batch_keeps_it_claimed(
+    pipeline_engine: Engine, engine: Engine, settings: Settings, fake: FakeResend, project: int
+) -> None:
+    cfg = _uncooled(settings, fake, resend_batch_size=3)
+    run_id = start_run(pipeline_engine, runs.RunRequest(period_start=WEEK), 0)
+    with resend_client(cfg) as client:
+        sender = DigestSender(pipeline_engine, client, send_config(cfg))
+        with pipeline_engine.begin() as conn:
+            outbox.plan(conn, outbox.Scope(WEEK), run_id, sender.config.key_prefix)
+        group = sender._claim(outbox.Scope(WEEK), run_id, runs_report(run_id))
+        assert group is not None
+        assert group.batch_key is not None
+        client.send_batch(group.payloads, group.batch_key)  # accepted; then the crash
+    fake.inject("quota")
+    _run(pipeline_engine, cfg)
+    states = deliveries(engine)
+    # Not back to pending: re-planned into another batch they would be mailed twice.
+    assert sorted(states.values()).count("claimed") == 3
+    _run(pipeline_engine, cfg)
+    assert fake.per_recipient() == dict.fromkeys(EMAILS, 1)

@@ -111,6 +111,9 @@ class Claimed:
     payloads: list[dict[str, Any]]
     keys: list[str]
     batch_key: str | None
+    # Loaded from `claimed`: an earlier attempt may have been accepted, so these rows
+    # may only ever be resent as they are, never put back to `pending`.
+    recovered: bool = False
 
     @property
     def request_key(self) -> str:
@@ -219,6 +222,7 @@ def load_group(conn: Connection, handle: str, run_id: int | None) -> Claimed | N
         payloads=[dict(r[2]) for r in rows],
         keys=[str(r[1]) for r in rows],
         batch_key=rows[0][3],
+        recovered=True,
     )
 
 

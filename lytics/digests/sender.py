@@ -245,7 +245,12 @@ class DigestSender:
             return
         except (RateLimitedError, StopSendingError) as exc:
             with self.engine.begin() as conn:
-                outbox.release(conn, group.ids, str(exc))
+                if group.recovered:
+                    # This request sent nothing, but an earlier one may have: keep the
+                    # stored body and key for the next run.
+                    outbox.note_error(conn, group.ids, str(exc))
+                else:
+                    outbox.release(conn, group.ids, str(exc))
             report.stopped = str(exc)
             return
         except UnavailableError as exc:
