@@ -16,14 +16,17 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
 from lytics.digests import runs
 from lytics.digests.content import build, project_info
 from lytics.digests.service import run_digest
+from lytics.projects import create_project
 from lytics.settings import Settings
 from lytics.warehouse.engine import create_sync_engine
+from lytics.warehouse.urls import libpq_dsn
 from tests.support.digests import (
     WEEK,
     add_members,
@@ -202,7 +205,7 @@ def test_a_test_send_to_a_suppressed_address_is_refused(
 
 def _unsubscribe_url(api: Ingest) -> str:
     message = _preview(api, format="json").json()
-    public = message["headers"]["List-Unsubscribe"].strip("<>")
+    public = str(message["headers"]["List-Unsubscribe"]).strip("<>")
     return api.base + urlsplit(public).path + "?" + urlsplit(public).query
 
 
@@ -264,8 +267,8 @@ def test_a_failed_launch_frees_the_cooldown(api: Ingest, engine: Engine) -> None
         assert answer.status_code == 503
         assert answer.json()["error"] == "dagster_unavailable"
     with engine.connect() as conn:
-        statuses = conn.execute(text("SELECT status FROM app.digest_runs")).scalars().all()
-    assert list(statuses) == ["failed", "failed"]
+        statuses = [str(r[0]) for r in conn.execute(text("SELECT status FROM app.digest_runs"))]
+    assert statuses == ["failed", "failed"]
     status = api.get("/v1/digest/status", headers=api.bearer()).json()
     assert status["last_run"]["status"] == "failed"
     assert status["cooldown_remaining_s"] == 0
@@ -378,3 +381,41 @@ def test_the_digest_tiles_are_the_dashboard_tiles(api: Ingest, engine: Engine) -
     for key, tile in shown.items():
         assert tile == from_dashboard[key], key
     assert shown["sessions"]["change_pct"] == 23.0
+
+
+def test_the_reader_role_sees_and_changes_only_its_own_projects_digest_rows(
+    database_url: str, engine: Engine
+) -> None:
+    with engine.begin() as conn:
+        mine = create_project(conn, "mine").id
+        theirs = create_project(conn, "theirs").id
+    add_members(engine, mine, ["me@example.com"])
+    add_members(engine, theirs, ["them@example.com"])
+    with psycopg.connect(libpq_dsn(database_url), options="-c role=lytics_reader") as conn:
+        conn.execute("SELECT set_config('lytics.project_id', %s, true)", (str(mine),))
+        emails = [r[0] for r in conn.execute("SELECT email FROM app.users").fetchall()]
+        assert emails == ["me@example.com"]
+        changed = conn.execute("UPDATE app.project_members SET digest_enabled = false").rowcount
+        assert changed == 1  # its own member only
+        claimed = conn.execute(
+            "INSERT INTO app.digest_runs (period_start, project_id, cooldown) "
+            "VALUES ('2026-11-09', %s, tstzrange(now(), now() + interval '1 minute')) "
+            "RETURNING id",
+            (mine,),
+        ).fetchone()
+        assert claimed is not None
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("UPDATE app.project_members SET role = 'owner'")
+    for statement, params in [
+        (
+            "INSERT INTO app.digest_runs (period_start, project_id, cooldown) "
+            "VALUES ('2026-11-09', %s, 'empty')",
+            (theirs,),
+        ),
+        ("SELECT * FROM app.email_suppressions", None),
+        ("UPDATE app.digest_runs SET sent = 5", None),
+    ]:
+        with psycopg.connect(libpq_dsn(database_url), options="-c role=lytics_reader") as conn:
+            conn.execute("SELECT set_config('lytics.project_id', %s, true)", (str(mine),))
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement, params)
