@@ -39,6 +39,8 @@ from lytics_ingest_api.errors import ApiError, bad_request
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+EARLIEST_WEEK = date(2000, 1, 3)
+LATEST_WEEK = date(2199, 12, 30)
 
 SUMMARY_BY_TYPE = """
 SELECT replace(coalesce(payload ->> 'type', event_type), 'email.', '') AS event_type,
@@ -97,9 +99,27 @@ def _week(settings: Settings, value: str | None) -> date:
         today = datetime.now(UTC).astimezone(ZoneInfo(settings.digest_timezone)).date()
         return last_complete_week(today)
     try:
-        return parse_week(value)
-    except ValueError as exc:
+        monday = parse_week(value)
+    except (ValueError, OverflowError) as exc:
         raise bad_request("week must be a date (YYYY-MM-DD)", field="week") from exc
+    # Far-off dates would overflow the previous-week arithmetic; no data lives there.
+    if not EARLIEST_WEEK <= monday <= LATEST_WEEK:
+        raise bad_request("week is out of range", field="week")
+    return monday
+
+
+def _address(value: str, field: str = "email") -> str:
+    """A plausible address, checked before it reaches SQL or Resend."""
+    address = value.strip()
+    if (
+        not 3 <= len(address) <= 320
+        or address.count("@") != 1
+        or address.startswith("@")
+        or address.endswith("@")
+        or any(ch.isspace() or not ch.isprintable() for ch in address)
+    ):
+        raise bad_request("not an email address", field=field)
+    return address.lower()
 
 
 async def _principal(request: Request[Any, Any, Any], project: str | None = None) -> Principal:
@@ -140,11 +160,12 @@ async def digest_preview(
     principal = await _principal(request, project)
     settings = _settings(request)
     monday = _week(settings, week)
+    address = _address(email)
     config = _signing_config(settings)
 
     def render() -> Any:
         with _project_transaction(_engine(request), principal.project_id) as conn:
-            return service.preview(conn, config, principal.project_id, email, monday)
+            return service.preview(conn, config, principal.project_id, address, monday)
 
     try:
         message = await _in_thread(render)
@@ -177,15 +198,14 @@ class TestSend(Struct, forbid_unknown_fields=True):
 async def digest_test(request: Request[Any, Any, Any], data: JSONBody[TestSend]) -> dict[str, Any]:
     principal = await _principal(request)
     settings = _settings(request)
-    if "@" not in data.email or len(data.email) > 320:
-        raise bad_request("email is not an address", field="email")
+    address = _address(data.email)
     monday = _week(settings, data.week)
     config = _signing_config(settings)
 
     def send() -> str:
         with _project_transaction(_engine(request), principal.project_id) as conn:
             message = service.message_for_test_send(
-                conn, config, principal.project_id, data.email, monday
+                conn, config, principal.project_id, address, monday
             )
         with resend_client(settings) as client:
             return service.send_test(client, config, message)
@@ -202,8 +222,8 @@ async def digest_test(request: Request[Any, Any, Any], data: JSONBody[TestSend])
         raise ApiError(422, "rejected", f"Resend refused the email: {exc}") from exc
     except (StopSendingError, ResendError) as exc:
         raise ApiError(502, "resend_unavailable", f"Resend: {exc}") from exc
-    log.info("[DIGEST TEST] sent to %s for %s", data.email, monday)
-    return {"id": provider_id, "to": data.email.lower(), "week": monday.isoformat(), "test": True}
+    log.info("[DIGEST TEST] sent for %s", monday)
+    return {"id": provider_id, "to": address, "week": monday.isoformat(), "test": True}
 
 
 # --------------------------------------------------------------------------- weekly launch
@@ -229,11 +249,12 @@ async def digest_weekly(
     settings = _settings(request)
     if data.scope == "email" and not data.email:
         raise bad_request('scope "email" needs an email', field="email")
+    address = _address(data.email) if data.scope == "email" and data.email else None
     monday = _week(settings, data.week)
     run_request = runs.RunRequest(
         period_start=monday,
         scope=data.scope,
-        scope_email=data.email.lower() if data.scope == "email" and data.email else None,
+        scope_email=address,
         project_id=principal.project_id,
     )
     engine = _engine(request)
