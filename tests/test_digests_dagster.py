@@ -19,7 +19,6 @@ from lytics_assets.digests.definitions import (
     SCHEDULE_NAME,
     DigestSettings,
     build,
-    build_asset,
     build_schedule,
 )
 from lytics_assets.resources import WarehouseResource
@@ -163,4 +162,3 @@ def test_the_code_location_has_the_digest_job_and_schedule() -> None:
     assert ASSET_KEY in graph.get_all_asset_keys()
     parents = graph.get(ASSET_KEY).parent_keys
     assert dg.AssetKey(["analytics", "daily_site_metrics"]) in parents
-    _ = build_asset

@@ -29,7 +29,7 @@ class CooldownActiveError(RuntimeError):
 @dataclass(frozen=True)
 class RunRequest:
     period_start: date
-    period_end: date | None = None  # exclusive; None: one week
+    period_end: date | None = None  # the last week a backfill covers; None: one week
     scope: str = "all"
     scope_email: str | None = None
     project_id: int | None = None  # None: every project

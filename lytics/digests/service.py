@@ -104,11 +104,3 @@ def send_test(client: ResendClient, config: SendConfig, message: Message) -> str
     """Send now, outside the outbox: no week is marked as sent for anyone."""
     key = f"{config.key_prefix}test/{uuid.uuid4()}"
     return client.send(message.payload(), key)
-
-
-def default_config(settings: Settings) -> SendConfig:
-    return send_config(settings)
-
-
-def default_client(settings: Settings) -> ResendClient:
-    return resend_client(settings)

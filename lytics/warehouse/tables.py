@@ -210,7 +210,7 @@ digest_runs = Table(
     Column("error", Text),
     # NULL: every project (the schedule); else the project whose API key launched it.
     Column("project_id", BigInteger, ForeignKey("app.projects.id", ondelete="CASCADE")),
-    # Backfills run several weeks in one run: [period_start, period_end).
+    # A backfill sends several weeks in one run: the Monday of its last week (NULL: one week).
     Column("period_end", Date),
     # The time this run keeps others from starting; overlapping ranges are refused by the
     # database itself, so concurrent triggers cannot both get through. Emptied when a
