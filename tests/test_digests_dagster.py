@@ -162,3 +162,26 @@ def test_the_code_location_has_the_digest_job_and_schedule() -> None:
     assert ASSET_KEY in graph.get_all_asset_keys()
     parents = graph.get(ASSET_KEY).parent_keys
     assert dg.AssetKey(["analytics", "daily_site_metrics"]) in parents
+
+
+def test_without_a_resend_key_the_run_fails_at_once_and_takes_no_cooldown_slot(
+    database_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LYTICS_SECRET_KEY", TEST_SECRET)
+    monkeypatch.delenv("RESEND_API_KEY", raising=False)
+    resources = _resources(database_url, "http://127.0.0.1:9")
+    resources["digest_settings"] = DigestSettings(resend_api_url="http://127.0.0.1:9")
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [_asset()],
+            partition_key=WEEK.isoformat(),
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+        )
+    assert not result.success
+    failure = result.failure_data_for_node(launch.OP_NAME)
+    assert failure is not None
+    assert "RESEND_API_KEY is not set" in str(failure.error)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM app.digest_runs")).scalar() == 0
