@@ -310,6 +310,7 @@ def test_concurrent_launches_yield_one_dagster_run_and_429_with_retry_after(
         status = api.get("/v1/digest/status", headers=api.bearer()).json()
         assert status["last_run"]["dagster_run_id"] == launched["run_id"]
         assert status["last_run"]["status"] == "running"
+        assert status["dagster_status"] == "QUEUED"  # no daemon in the test instance
         assert status["cooldown_remaining_s"] > 590
 
         # Dagster accepted the run config (scope, project, the claimed run) for the week.

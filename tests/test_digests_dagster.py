@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 from sqlalchemy import Engine, text
 
-from lytics.digests import launch
+from lytics.digests import launch, runs
 from lytics.projects import create_project
 from lytics.settings import Settings
 from lytics_assets.definitions import defs
@@ -185,3 +185,38 @@ def test_without_a_resend_key_the_run_fails_at_once_and_takes_no_cooldown_slot(
     assert "RESEND_API_KEY is not set" in str(failure.error)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM app.digest_runs")).scalar() == 0
+
+
+def test_a_run_launched_by_the_api_adopts_the_claimed_run_inside_the_cooldown(
+    database_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LYTICS_SECRET_KEY", TEST_SECRET)
+    create_marts(engine)
+    with engine.begin() as conn:
+        project_id = create_project(conn, "acme", name="Acme").id
+    seed_two_weeks(engine, project_id)
+    add_members(engine, project_id, EMAILS)
+    # What POST /v1/digest/weekly does first: claim the 10-minute slot for its project.
+    claimed = runs.claim_now(engine, runs.RunRequest(period_start=WEEK, project_id=project_id), 600)
+    asset = _asset()
+    with fake_resend() as fake, dg.DagsterInstance.ephemeral() as instance:
+        resources = _resources(database_url, fake.base_url)
+        resources["digest_settings"] = DigestSettings(
+            resend_api_url=fake.base_url, resend_api_key=API_KEY, resend_rate_per_second=50.0
+        )  # the real 600 s cooldown
+        result = dg.materialize(
+            [asset],
+            partition_key=WEEK.isoformat(),
+            resources=resources,
+            instance=instance,
+            run_config=launch.run_config(
+                scope="all", email=None, project="acme", digest_run_id=claimed
+            ),
+        )
+        assert result.success
+        assert fake.per_recipient() == dict.fromkeys(EMAILS, 1)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT id, status, sent, dagster_run_id FROM app.digest_runs")
+        ).all()
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [(claimed, "succeeded", 3, result.run_id)]

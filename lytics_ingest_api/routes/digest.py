@@ -39,6 +39,7 @@ from lytics_ingest_api.errors import ApiError, bad_request
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+STATUS_TIMEOUT_S = 2.0
 EARLIEST_WEEK = date(2000, 1, 3)
 LATEST_WEEK = date(2199, 12, 30)
 
@@ -351,9 +352,18 @@ async def digest_status(request: Request[Any, Any, Any]) -> dict[str, Any]:
             recipients = {r["status"]: int(r["recipients"]) for r in await cur.fetchall()}
         await cur.execute("SELECT app.digest_cooldown_remaining() AS remaining")
         remaining = await cur.fetchone()
+    dagster_status = None
+    if last is not None and last["dagster_run_id"]:
+        # Dagster's own view (QUEUED, STARTED, ...); its absence never fails this answer.
+        api = DagsterApi(_settings(request).graphql_url, timeout_s=STATUS_TIMEOUT_S)
+        try:
+            dagster_status = await api.run_status(str(last["dagster_run_id"]))
+        except DagsterApiError as exc:
+            log.info("dagster status unavailable: %s", exc)
     return {
         "project": principal.project_slug,
         "last_run": last,
+        "dagster_status": dagster_status,
         "recipients": recipients,
         "cooldown_remaining_s": round(float(remaining["remaining"]) if remaining else 0.0, 1),
     }
