@@ -7,6 +7,7 @@ rest carry a `LYTICS_` prefix.
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -119,6 +120,33 @@ class Settings(BaseSettings):
     )
 
     # --- digests -------------------------------------------------------------------
+    # The weekly schedule: Monday at this hour in this zone; weeks (partitions) are
+    # Monday-to-Sunday in the same zone.
+    digest_timezone: str = Field(
+        "America/Los_Angeles", validation_alias=_env("LYTICS_DIGEST_TIMEZONE")
+    )
+    digest_send_hour: int = Field(8, ge=0, le=23, validation_alias=_env("LYTICS_DIGEST_SEND_HOUR"))
+    # The first week that exists as a partition (a Monday).
+    digest_start_date: date = Field(
+        date(2025, 1, 6), validation_alias=_env("LYTICS_DIGEST_START_DATE")
+    )
+    # No two digest runs start closer together than this (enforced by the database).
+    digest_cooldown_seconds: int = Field(
+        600, ge=0, le=86_400, validation_alias=_env("LYTICS_DIGEST_COOLDOWN_SECONDS")
+    )
+    # Requests per second to Resend while its ratelimit-* headers have not said otherwise.
+    resend_rate_per_second: float = Field(
+        2.0, gt=0, le=1000, validation_alias=_env("RESEND_RATE_PER_SECOND")
+    )
+    resend_max_retries: int = Field(3, ge=0, le=10, validation_alias=_env("RESEND_MAX_RETRIES"))
+    resend_backoff_seconds: float = Field(
+        0.5, ge=0, le=60, validation_alias=_env("RESEND_BACKOFF_SECONDS")
+    )
+    # Emails per /emails/batch call (Resend allows 100); 1 sends each email on its own.
+    resend_batch_size: int = Field(100, ge=1, le=100, validation_alias=_env("RESEND_BATCH_SIZE"))
+    resend_timeout_seconds: float = Field(
+        15.0, gt=0, le=300, validation_alias=_env("RESEND_TIMEOUT_SECONDS")
+    )
 
     # --- exports -------------------------------------------------------------------
 

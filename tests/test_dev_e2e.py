@@ -115,6 +115,7 @@ def _wait_for(running: Running, check: str, dagster: bool = True) -> None:
             "hourly_metrics",
             "github_daily",
             "github_daily_snapshot",
+            "weekly_digest_schedule",
         }
         assert "github/stargazers" in keys
 

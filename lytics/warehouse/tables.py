@@ -30,7 +30,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSTZRANGE, ExcludeConstraint
 
 SCHEMAS = ("app", "raw", "github", "exports")
 
@@ -208,8 +208,17 @@ digest_runs = Table(
     Column("skipped", Integer, nullable=False, server_default="0"),
     Column("errors", Integer, nullable=False, server_default="0"),
     Column("error", Text),
+    # NULL: every project (the schedule); else the project whose API key launched it.
+    Column("project_id", BigInteger, ForeignKey("app.projects.id", ondelete="CASCADE")),
+    # A backfill sends several weeks in one run: the Monday of its last week (NULL: one week).
+    Column("period_end", Date),
+    # The time this run keeps others from starting; overlapping ranges are refused by the
+    # database itself, so concurrent triggers cannot both get through. Emptied when a
+    # launch fails, which frees the slot.
+    Column("cooldown", TSTZRANGE, nullable=False),
     CheckConstraint("scope IN ('all', 'email')", name="scope"),
     CheckConstraint("status IN ('running', 'succeeded', 'failed')", name="status"),
+    ExcludeConstraint(("cooldown", "&&"), using="gist", name="ex_digest_runs_cooldown"),
     Index(None, "started_at"),
     schema="app",
 )
@@ -233,6 +242,12 @@ digest_deliveries = Table(
     Column("sent_at", DateTime(timezone=True)),
     Column("provider_message_id", Text),
     Column("last_error", Text),
+    # The message exactly as first sent (from, to, subject, html, text, headers): a resend
+    # after a crash repeats the same body, which Resend's idempotency check requires.
+    Column("payload", JSONB),
+    # Set when the row went out in an /emails/batch call: the batch's Idempotency-Key.
+    # Rows claimed together are resent together, so the key always covers the same emails.
+    Column("batch_key", Text),
     _created_at(),
     # The outbox key: one row, hence at most one email, per digest, period and recipient.
     UniqueConstraint("digest", "period_start", "project_id", "recipient"),
@@ -241,6 +256,7 @@ digest_deliveries = Table(
         name="status",
     ),
     Index(None, "run_id"),
+    Index(None, "batch_key"),
     schema="app",
 )
 
@@ -252,6 +268,9 @@ email_suppressions = Table(
     Column("reason", Text, nullable=False),
     Column("detail", Text),
     _created_at(),
+    # Set when an operator lifts the suppression: the row then suppresses nothing, and
+    # only bounces or complaints received after this time suppress the address again.
+    Column("lifted_at", DateTime(timezone=True)),
     CheckConstraint("email = lower(email)", name="lowercase"),
     CheckConstraint("reason IN ('bounced', 'complained', 'unsubscribed', 'manual')", name="reason"),
     schema="app",

@@ -1,0 +1,126 @@
+"""Digest runs and their cooldown: at most one run starts per cooldown window.
+
+The rule lives in the database (`ex_digest_runs_cooldown`, an exclusion constraint
+on `app.digest_runs.cooldown`): of any number of concurrent inserts whose ranges
+overlap, exactly one commits, and the others fail no matter which process, role
+or code path made them. Here we only translate that failure into a refusal that
+says how long to wait.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from psycopg import errors as pg_errors
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+
+class CooldownActiveError(RuntimeError):
+    def __init__(self, retry_after_s: float) -> None:
+        self.retry_after_s = max(1, int(retry_after_s + 0.999))
+        super().__init__(
+            f"a digest run started less than the cooldown ago; retry in {self.retry_after_s} s"
+        )
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    period_start: date
+    period_end: date | None = None  # the last week a backfill covers; None: one week
+    scope: str = "all"
+    scope_email: str | None = None
+    project_id: int | None = None  # None: every project
+    dagster_run_id: str | None = None
+
+
+CLAIM = """
+INSERT INTO app.digest_runs
+    (period_start, period_end, scope, scope_email, project_id, dagster_run_id, cooldown)
+VALUES (%(period_start)s, %(period_end)s, %(scope)s, %(scope_email)s, %(project_id)s,
+        %(dagster_run_id)s, tstzrange(now(), now() + make_interval(secs => %(cooldown)s)))
+RETURNING id
+"""
+
+
+def cooldown_remaining(conn: Connection) -> float:
+    value = conn.exec_driver_sql("SELECT app.digest_cooldown_remaining()").scalar()
+    return float(value or 0.0)
+
+
+def claim(conn: Connection, request: RunRequest, cooldown_s: int) -> int:
+    """Insert the run in its own savepoint; raise CooldownActiveError inside the cooldown.
+
+    `conn` must be in a transaction; the claim counts once that transaction commits.
+    """
+    params: dict[str, Any] = {
+        "period_start": request.period_start,
+        "period_end": request.period_end,
+        "scope": request.scope,
+        "scope_email": request.scope_email,
+        "project_id": request.project_id,
+        "dagster_run_id": request.dagster_run_id,
+        "cooldown": cooldown_s,
+    }
+    try:
+        with conn.begin_nested():
+            return int(conn.exec_driver_sql(CLAIM, params).scalar_one())
+    except IntegrityError as exc:
+        if not isinstance(exc.orig, pg_errors.ExclusionViolation):
+            raise
+    raise CooldownActiveError(cooldown_remaining(conn))
+
+
+def claim_now(engine: Engine, request: RunRequest, cooldown_s: int) -> int:
+    with engine.begin() as conn:
+        return claim(conn, request, cooldown_s)
+
+
+def adopt(conn: Connection, run_id: int, dagster_run_id: str | None) -> None:
+    """A run claimed by the API, now executing in Dagster."""
+    conn.exec_driver_sql(
+        "UPDATE app.digest_runs SET status = 'running', finished_at = NULL, "
+        "dagster_run_id = coalesce(%(d)s, dagster_run_id) WHERE id = %(id)s",
+        {"d": dagster_run_id, "id": run_id},
+    )
+
+
+def release(conn: Connection, run_id: int, error: str) -> None:
+    """The run never started (its launch failed): free the cooldown slot."""
+    conn.exec_driver_sql(
+        "UPDATE app.digest_runs SET status = 'failed', finished_at = now(), error = %(e)s, "
+        "cooldown = 'empty'::tstzrange WHERE id = %(id)s",
+        {"e": error[:2000], "id": run_id},
+    )
+
+
+def finish(
+    conn: Connection, run_id: int, *, sent: int, skipped: int, errors: int, error: str | None
+) -> None:
+    conn.exec_driver_sql(
+        "UPDATE app.digest_runs SET status = %(status)s, finished_at = now(), sent = %(sent)s, "
+        "skipped = %(skipped)s, errors = %(errors)s, error = %(error)s WHERE id = %(id)s",
+        {
+            "status": "failed" if error else "succeeded",
+            "sent": sent,
+            "skipped": skipped,
+            "errors": errors,
+            "error": error[:2000] if error else None,
+            "id": run_id,
+        },
+    )
+
+
+def get(conn: Connection, run_id: int) -> dict[str, Any] | None:
+    row = conn.exec_driver_sql(STATUS + " WHERE id = %(id)s", {"id": run_id}).mappings().first()
+    return dict(row) if row else None
+
+
+STATUS = """
+SELECT id, digest, period_start, period_end, scope, scope_email, project_id, status,
+       dagster_run_id, started_at, finished_at, sent, skipped, errors, error,
+       upper(cooldown) AS cooldown_until
+FROM app.digest_runs
+"""
