@@ -1,4 +1,4 @@
-"""GitHub growth in the digest: the week's stars, forks and merged PRs, exposed repositories only."""
+"""GitHub growth in the digest: the week's stars, forks and merged PRs, exposed repos only."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ CREATE TABLE analytics.github_daily_repository_metrics (
 """
 
 
-def _day(engine: Engine, project: int, repo: int, exposed: bool, day: date, stars: int) -> None:
+def _day(engine: Engine, project: int, repo: int, *, exposed: bool, day: date, stars: int) -> None:
     with engine.begin() as conn:
         conn.execute(
             text(
@@ -43,11 +43,11 @@ def test_week_totals_compare_with_the_previous_week_and_hide_private_repositorie
     with engine.begin() as conn:
         conn.exec_driver_sql(MART_DDL)
     for offset in range(7):
-        _day(engine, 1, 10, True, WEEK.start + timedelta(days=offset), 3)  # 21 this week
-        _day(engine, 1, 10, True, WEEK.start - timedelta(days=7 - offset), 2)  # 14 before
+        _day(engine, 1, 10, exposed=True, day=WEEK.start + timedelta(days=offset), stars=3)  # 21 this week
+        _day(engine, 1, 10, exposed=True, day=WEEK.start - timedelta(days=7 - offset), stars=2)  # 14 before
         # A private repository of the same project, not opted in: never in an email.
-        _day(engine, 1, 11, False, WEEK.start + timedelta(days=offset), 1000)
-    _day(engine, 2, 20, True, WEEK.start, 500)  # another project's repository
+        _day(engine, 1, 11, exposed=False, day=WEEK.start + timedelta(days=offset), stars=1000)
+    _day(engine, 2, 20, exposed=True, day=WEEK.start, stars=500)  # another project's repository
 
     with engine.connect() as conn:
         shown = {t.key: t for t in github_growth.tiles(conn, 1, WEEK, WEEK.previous())}
