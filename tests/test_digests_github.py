@@ -43,8 +43,9 @@ def test_week_totals_compare_with_the_previous_week_and_hide_private_repositorie
     with engine.begin() as conn:
         conn.exec_driver_sql(MART_DDL)
     for offset in range(7):
-        _day(engine, 1, 10, exposed=True, day=WEEK.start + timedelta(days=offset), stars=3)  # 21 this week
-        _day(engine, 1, 10, exposed=True, day=WEEK.start - timedelta(days=7 - offset), stars=2)  # 14 before
+        this_week, week_before = WEEK.start + timedelta(offset), WEEK.start - timedelta(7 - offset)
+        _day(engine, 1, 10, exposed=True, day=this_week, stars=3)  # 21 this week
+        _day(engine, 1, 10, exposed=True, day=week_before, stars=2)  # 14 the week before
         # A private repository of the same project, not opted in: never in an email.
         _day(engine, 1, 11, exposed=False, day=WEEK.start + timedelta(days=offset), stars=1000)
     _day(engine, 2, 20, exposed=True, day=WEEK.start, stars=500)  # another project's repository
