@@ -157,7 +157,7 @@ def test_the_schedule_skips_without_a_resend_key(monkeypatch: pytest.MonkeyPatch
 def test_the_code_location_has_the_digest_job_and_schedule() -> None:
     definitions = defs()
     assert definitions.resolve_job_def(launch.JOB_NAME) is not None
-    assert {s.name for s in definitions.schedules or []} == {"hourly_metrics", SCHEDULE_NAME}
+    assert {"hourly_metrics", SCHEDULE_NAME} <= {s.name for s in definitions.schedules or []}
     graph = definitions.resolve_asset_graph()
     assert ASSET_KEY in graph.get_all_asset_keys()
     parents = graph.get(ASSET_KEY).parent_keys
