@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import gc
 
 import uvicorn
+from litestar import Litestar
 
 from lytics.logs import configure_logging
 from lytics.settings import get_settings
+
+
+def production_app() -> Litestar:
+    """The app, with everything loaded at start-up moved out of the collector's sight.
+
+    A full collection otherwise walks the ~100k long-lived objects of Litestar,
+    pydantic and the route table, pausing every request in flight; measured, this
+    halved the p99 latency of single-event requests (docs/benchmarks.md).
+    """
+    from lytics_ingest_api.app import create_app
+
+    app = create_app()
+    gc.freeze()
+    return app
 
 
 def main() -> None:
@@ -19,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
-        "lytics_ingest_api.app:create_app",
+        "lytics_ingest_api.__main__:production_app",
         factory=True,
         host=args.host,
         port=args.port,

@@ -16,7 +16,7 @@ ACQUIRE_TIMEOUT_S = 3.0
 
 
 def _pool(
-    dsn: str, role: str | None, max_size: int, name: str
+    dsn: str, role: str | None, max_size: int, name: str, *, check_on_checkout: bool = True
 ) -> AsyncConnectionPool[AsyncConnection]:
     kwargs: dict[str, object] = {"prepare_threshold": None, "connect_timeout": 3}
     if role is not None:
@@ -29,8 +29,9 @@ def _pool(
         open=False,
         timeout=ACQUIRE_TIMEOUT_S,
         # A connection that died with a Postgres restart is replaced on checkout,
-        # not handed to a request.
-        check=AsyncConnectionPool.check_connection,
+        # not handed to a request. The event writer opts out: it retries a batch
+        # on a fresh connection instead of paying a round trip on every batch.
+        check=AsyncConnectionPool.check_connection if check_on_checkout else None,
         name=name,
     )
 
@@ -44,9 +45,19 @@ def ingest_pool(settings: Settings, *, max_size: int = 10) -> AsyncConnectionPoo
     """
     if settings.ingest_database_url is not None:
         return _pool(
-            libpq_dsn(settings.ingest_database_url.get_secret_value()), None, max_size, "ingest"
+            libpq_dsn(settings.ingest_database_url.get_secret_value()),
+            None,
+            max_size,
+            "ingest",
+            check_on_checkout=False,
         )
-    return _pool(libpq_dsn(settings.require_database_url()), INGEST_ROLE, max_size, "ingest")
+    return _pool(
+        libpq_dsn(settings.require_database_url()),
+        INGEST_ROLE,
+        max_size,
+        "ingest",
+        check_on_checkout=False,
+    )
 
 
 def reader_pool(settings: Settings, *, max_size: int = 4) -> AsyncConnectionPool[AsyncConnection]:

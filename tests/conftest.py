@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from lytics.settings import Settings, get_settings
 from lytics.warehouse.engine import create_sync_engine
+from tests.support.dagster_ui import running_webserver
 from tests.support.postgres import (
     create_database,
     drop_database,
@@ -50,6 +51,18 @@ def database_url(pg_server: str, template_db: str) -> Iterator[str]:
     name = unique_name("t")
     url = create_database(pg_server, name, template=template_db)
     yield url
+    drop_database(pg_server, name)
+
+
+@pytest.fixture(scope="session")
+def dagster_graphql_url(
+    pg_server: str, template_db: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """GraphQL URL of a real dagster-webserver on the lytics code location (no daemon)."""
+    name = unique_name("dagster_ui")
+    url = create_database(pg_server, name, template=template_db)
+    with running_webserver(url, tmp_path_factory.mktemp("dagster-home")) as graphql:
+        yield graphql
     drop_database(pg_server, name)
 
 
