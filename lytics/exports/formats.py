@@ -71,6 +71,9 @@ class _CsvWriter:
 
     def write(self, batch: pa.RecordBatch) -> None:
         self._writer.write_batch(batch)
+        # A sync flush per batch puts the compressed bytes on disk, so the file's size
+        # is known for rolling; with multi-megabyte batches it costs a few bytes.
+        self._stream.flush()
 
     def close(self) -> None:
         self._writer.close()
@@ -103,6 +106,7 @@ class _JsonlWriter:
             )
             lines.append(text[:-1] + extra + "}\n")
         self._file.write("".join(lines).encode())
+        self._file.flush()  # as for CSV: the size on disk must be known to roll
 
     def close(self) -> None:
         self._file.close()

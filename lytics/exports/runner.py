@@ -19,7 +19,7 @@ from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Engine, pool, select, text
+from sqlalchemy import Engine, select, text
 
 from lytics.crypto import InvalidToken
 from lytics.exports import source, state
@@ -331,7 +331,8 @@ class _Exporter:
 
 def export_window(database_url: str, settings: Settings, request: ExportRequest) -> ExportReport:
     """Export `request.dataset` for one window to every matching destination."""
-    engine = create_sync_engine(database_url, poolclass=pool.NullPool)
+    # A small pool: a window makes a few dozen short queries, each unit its own.
+    engine = create_sync_engine(database_url, pool_size=2, max_overflow=2)
     try:
         exporter = _Exporter(engine, database_url, settings, request, get_dataset(request.dataset))
         return exporter.run()
@@ -356,7 +357,8 @@ def check_window(
 ) -> list[CheckRow]:
     """Each exported partition of the window: its manifest's rows (read back) vs the source now."""
     ds = get_dataset(dataset)
-    engine = create_sync_engine(database_url, poolclass=pool.NullPool)
+    # A small pool: a window makes a few dozen short queries, each unit its own.
+    engine = create_sync_engine(database_url, pool_size=2, max_overflow=2)
     rows: list[CheckRow] = []
     try:
         counts = source_counts(engine, ds, window)

@@ -37,16 +37,21 @@ class _CopyStream(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
+        # Fill the whole buffer: COPY yields one row per chunk, and Arrow takes each read
+        # as a block, so short reads would make one-row record batches.
         view = memoryview(buffer).cast("B")
-        while not self._pending:
-            try:
-                self._pending = memoryview(next(self._chunks)).cast("B")
-            except StopIteration:
-                return 0
-        size = min(len(view), len(self._pending))
-        view[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
+        filled = 0
+        while filled < len(view):
+            if not self._pending:
+                try:
+                    self._pending = memoryview(next(self._chunks)).cast("B")
+                except StopIteration:
+                    break
+            size = min(len(view) - filled, len(self._pending))
+            view[filled : filled + size] = self._pending[:size]
+            self._pending = self._pending[size:]
+            filled += size
+        return filled
 
 
 def connect(database_url: str) -> psycopg.Connection[Any]:
