@@ -109,7 +109,12 @@ def _wait_for(running: Running, check: str, dagster: bool = True) -> None:
             "raw_data_sensor",
             "run_failure_alert",
         }
-        assert {s["name"] for s in repository["schedules"]} == {"hourly_metrics"}
+        assert {s["name"] for s in repository["schedules"]} == {
+            "hourly_metrics",
+            "exports_hourly",
+            "exports_daily",
+        }
+        assert {"exports/events_hourly", "exports/events_daily"} <= keys
 
 
 def _stop_and_check_clean(running: Running, sig: signal.Signals, postmaster: int | None) -> float:
