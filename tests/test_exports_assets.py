@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import Engine, text
 
 from lytics.crypto import Cipher
+from lytics.exports.backfills import FORMAT_TAG, PROJECT_TAG
 from lytics.exports.destinations import CIPHER_PURPOSE, add_destination
 from lytics_assets.definitions import defs
-from lytics_assets.exports.assets import CHECK_NAME, EXPORT_POOL, FORMAT_TAG, PROJECT_TAG
+from lytics_assets.exports.assets import CHECK_NAME, EXPORT_POOL
 from lytics_assets.exports.definitions import build
 from lytics_assets.exports.resources import ExportsResource
 from lytics_assets.resources import WarehouseResource

@@ -12,6 +12,7 @@ from typing import Any
 
 import dagster as dg
 
+from lytics.exports.backfills import FORCE_TAG, FORMAT_TAG, PROJECT_TAG, asset_path
 from lytics.exports.runner import ExportReport, ExportRequest, check_window, export_window
 from lytics.exports.windows import Frequency, Window, windows_between
 from lytics_assets.exports.resources import ExportsResource
@@ -20,15 +21,11 @@ from lytics_assets.resources import WarehouseResource
 # Upload concurrency across runs: `dagster instance concurrency set s3 <n>`.
 EXPORT_POOL = "s3"
 CHECK_NAME = "manifest_rows_match_source"
-# Tags a launcher (the API, a backfill) sets to narrow a run to one project's destinations.
-PROJECT_TAG = "lytics/export_project_id"
-FORMAT_TAG = "lytics/export_format"
-FORCE_TAG = "lytics/export_force"
 MAX_KEYS_IN_METADATA = 50
 
 
 def asset_key(dataset: str, frequency: Frequency) -> dg.AssetKey:
-    return dg.AssetKey(["exports", f"{dataset}_{frequency}"])
+    return dg.AssetKey.from_user_string(asset_path(dataset, frequency))
 
 
 def _request(context: dg.AssetExecutionContext, dataset: str, window: Window) -> ExportRequest:
