@@ -107,11 +107,14 @@ def _phase_ours(url: str, where: str) -> dict[str, Any]:
     from lytics.exports.windows import Window
     from lytics.settings import Settings
 
-    settings = Settings(database_url=url, secret_key=SECRET, environment="test")
-    report = export_window(
-        url, settings, ExportRequest("events", Window("daily", DAY), f"bench-{where}", force=True)
+    settings = Settings(
+        database_url=url, secret_key=SECRET, environment="test", exports_default_backup=False
     )
-    unit = next(u for u in report.units if u.location.startswith(where))
+    destination_id = 1 if where == "local" else 2
+    request = ExportRequest(
+        "events", Window("daily", DAY), f"bench-{where}", force=True, destination_id=destination_id
+    )
+    [unit] = export_window(url, settings, request).units
     return {"rows": unit.rows, "bytes": unit.bytes, "files": len(unit.keys), "error": unit.error}
 
 
@@ -225,8 +228,11 @@ def main() -> None:
 
         copy = _run_phase("copy", url, "")
         ceiling = _run_phase("ceiling", url, str(folder))
-        local = _run_phase("ours", url, "file://")
-        remote = _run_phase("ours", url, "s3://")
+        local = _run_phase("ours", url, "local")
+        remote = _run_phase("ours", url, "s3")
+        # The ceiling again, after ours: the best of two, so cache warm-up favours it.
+        again = _run_phase("ceiling", url, str(folder))
+        ceiling = min(ceiling, again, key=lambda r: r["seconds"])
         base = args.events / ceiling["seconds"]
         print(f"\n{'phase':<48}{'seconds':>9}{'rows/s':>11}{'x ceiling':>11}{'peak RSS':>10}")
         for label, r in (

@@ -123,9 +123,7 @@ class Settings(BaseSettings):
         60, ge=0, le=23 * 60 + 59, validation_alias=_env("LYTICS_EXPORTS_DAILY_LAG_MINUTES")
     )
     # A data file is closed and uploaded once it reaches this size (compressed).
-    exports_file_mb: float = Field(
-        256.0, gt=0, validation_alias=_env("LYTICS_EXPORTS_FILE_MB")
-    )
+    exports_file_mb: float = Field(256.0, gt=0, validation_alias=_env("LYTICS_EXPORTS_FILE_MB"))
     # Rows are read from Postgres in blocks of this many bytes of CSV: the unit of memory.
     exports_block_mb: float = Field(
         16.0, gt=0, le=512, validation_alias=_env("LYTICS_EXPORTS_BLOCK_MB")
@@ -146,7 +144,6 @@ class Settings(BaseSettings):
         if self.exports_local_dir is not None:
             return self.exports_local_dir.expanduser().resolve()
         return self.data_path / "exports"
-
 
     @model_validator(mode="after")
     def _production_requires_explicit_storage_and_secret(self) -> Settings:

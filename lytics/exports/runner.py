@@ -58,6 +58,8 @@ class ExportRequest:
     fmt: str | None = None
     # Re-export even partitions whose source has not changed since their last export.
     force: bool = False
+    # Only this destination (an operator re-exporting to one bucket, the benchmark).
+    destination_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,7 @@ class _Exporter:
             and request.dataset in d.datasets
             and (request.project_id is None or d.project_id == request.project_id)
             and (request.fmt is None or d.format == request.fmt)
+            and (request.destination_id is None or d.id == request.destination_id)
         ]
 
     def projects_for(
