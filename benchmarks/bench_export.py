@@ -89,11 +89,14 @@ def _phase_ceiling(url: str, out: Path) -> dict[str, Any]:
     from lytics.exports import source
     from lytics.exports.datasets import EVENTS
     from lytics.exports.windows import Window
+    from lytics.settings import Settings
 
+    # The same block size as ours (LYTICS_EXPORTS_BLOCK_MB): the same memory unit.
+    block = int(Settings().exports_block_mb * 2**20)
     rows = 0
     with (
         source.connect(url) as conn,
-        source.stream_batches(conn, EVENTS, 1, Window("daily", DAY)) as batches,
+        source.stream_batches(conn, EVENTS, 1, Window("daily", DAY), block_bytes=block) as batches,
         pq.ParquetWriter(str(out / "ceiling.parquet"), EVENTS.schema, compression="zstd") as w,
     ):
         for batch in batches:

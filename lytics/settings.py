@@ -124,12 +124,14 @@ class Settings(BaseSettings):
     )
     # A data file is closed and uploaded once it reaches this size (compressed).
     exports_file_mb: float = Field(256.0, gt=0, validation_alias=_env("LYTICS_EXPORTS_FILE_MB"))
-    # Rows are read from Postgres in blocks of this many bytes of CSV: the unit of memory.
+    # Rows are read from Postgres in blocks of this many bytes of CSV: the unit of memory
+    # (16 MB peaked at 510 MB RSS on a million rows, 4 MB at 260 MB, ~25 % slower).
     exports_block_mb: float = Field(
-        16.0, gt=0, le=512, validation_alias=_env("LYTICS_EXPORTS_BLOCK_MB")
+        4.0, gt=0, le=512, validation_alias=_env("LYTICS_EXPORTS_BLOCK_MB")
     )
+    # Multipart threshold and part size; up to `concurrency` parts are in memory at once.
     exports_multipart_mb: int = Field(
-        50, ge=5, le=5120, validation_alias=_env("LYTICS_EXPORTS_MULTIPART_MB")
+        16, ge=5, le=5120, validation_alias=_env("LYTICS_EXPORTS_MULTIPART_MB")
     )
     exports_upload_concurrency: int = Field(
         4, ge=1, le=64, validation_alias=_env("LYTICS_EXPORTS_UPLOAD_CONCURRENCY")

@@ -503,3 +503,44 @@ def test_asset_check_compares_manifest_rows_with_the_source(
     insert_events(engine, project_id, 3, HOUR)  # arrived after the export
     [row] = check_window(database_url, cfg, "events", window, {destination.id})
     assert (row.manifest_rows, row.source_rows, row.ok) == (70, 73, False)
+
+
+# --------------------------------------------------------------------------- roles
+
+
+def test_roles_see_and_change_only_what_exports_need(
+    engine: Engine, database_url: str, settings: Settings, s3_endpoint: str
+) -> None:
+    import psycopg
+
+    from lytics.warehouse.urls import libpq_dsn
+
+    acme, _, _ = new_project(engine, "acme")
+    other, _, _ = new_project(engine, "other")
+    bucket = new_bucket(s3_endpoint)
+    for project in (acme, other):
+        insert_events(engine, project, 5, HOUR)
+        _s3_destination(engine, s3_endpoint, bucket, project, name=f"d{project}")
+    _export(_settings(settings), database_url, Window("hourly", HOUR))
+
+    with psycopg.connect(libpq_dsn(database_url), options="-c role=lytics_reader") as reader:
+        reader.execute("SELECT set_config('lytics.project_id', %s, false)", (str(acme),))
+        names = reader.execute("SELECT name FROM app.export_destinations").fetchall()
+        assert names == [(f"d{acme}",)]
+        owners = reader.execute("SELECT DISTINCT project_id FROM exports.partitions").fetchall()
+        assert owners == [(acme,)]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            reader.execute("SELECT credentials_encrypted FROM app.export_destinations")
+
+    with psycopg.connect(libpq_dsn(database_url), options="-c role=lytics_pipeline") as pipeline:
+        # It may add the deployment's backup, never a client's destination.
+        pipeline.execute(
+            "INSERT INTO app.export_destinations (name, kind, local_path, is_backup)"
+            " VALUES ('b', 'local', '/tmp/x', true)"
+        )
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            pipeline.execute(
+                "INSERT INTO app.export_destinations (project_id, name, kind, local_path)"
+                " VALUES (%s, 'c', 'local', '/tmp/x')",
+                (acme,),
+            )

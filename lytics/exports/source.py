@@ -97,7 +97,7 @@ def stream_batches(
     project_id: int,
     window: Window,
     *,
-    block_bytes: int = 16 * MB,
+    block_bytes: int = 4 * MB,
 ) -> Iterator[Iterator[pa.RecordBatch]]:
     """Record batches of the partition, each cast to the dataset's fixed schema."""
     schema = dataset.schema

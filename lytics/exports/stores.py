@@ -81,7 +81,7 @@ class S3Store:
         endpoint_url: str | None = None,
         credentials: S3Credentials | None = None,
         max_attempts: int = 8,
-        multipart_bytes: int = 50 * 1024 * 1024,
+        multipart_bytes: int = 16 * 1024 * 1024,
         concurrency: int = 4,
     ) -> None:
         self.bucket = bucket

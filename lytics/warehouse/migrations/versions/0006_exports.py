@@ -106,6 +106,12 @@ def upgrade() -> None:
         "CREATE POLICY pipeline_write ON exports.partitions FOR ALL TO lytics_pipeline "
         "USING (true) WITH CHECK (true)"
     )
+    # The exporter creates the deployment's default backup destination on first use.
+    op.execute("GRANT INSERT ON app.export_destinations TO lytics_pipeline")
+    op.execute(
+        "CREATE POLICY pipeline_add_backup ON app.export_destinations FOR INSERT "
+        "TO lytics_pipeline WITH CHECK (project_id IS NULL AND is_backup)"
+    )
     op.execute("GRANT SELECT ON exports.partitions TO lytics_reader")
     op.execute(
         "CREATE POLICY reader_own_project ON exports.partitions FOR SELECT TO lytics_reader "
@@ -122,6 +128,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP POLICY pipeline_add_backup ON app.export_destinations")
+    op.execute("REVOKE INSERT ON app.export_destinations FROM lytics_pipeline")
     op.execute("DROP POLICY reader_own_project ON app.export_destinations")
     op.execute(
         f"REVOKE SELECT ({DESTINATION_PUBLIC_COLUMNS}) ON app.export_destinations "
