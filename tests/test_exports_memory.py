@@ -38,12 +38,18 @@ FROM generate_series(1, :rows) AS g
 """
 
 CHILD = """
-import json, resource, sys, tracemalloc
+import json, sys, tracemalloc
 from datetime import datetime
 import pyarrow as pa
 from lytics.exports.runner import ExportRequest, export_window
 from lytics.exports.windows import Window
 from lytics.settings import Settings
+
+def peak_rss_mb():
+    # VmHWM is this process image's own peak; ru_maxrss would include the forked parent's.
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
 
 url, secret, start = sys.argv[1:4]
 settings = Settings(
@@ -58,7 +64,7 @@ report = export_window(
 print(json.dumps({
     "status": unit.status, "error": unit.error, "rows": unit.rows, "bytes": unit.bytes,
     "files": len(unit.keys),
-    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "peak_rss_mb": peak_rss_mb(),
     "arrow_peak_mb": pa.default_memory_pool().max_memory() / 2**20,
     "python_peak_mb": tracemalloc.get_traced_memory()[1] / 2**20,
 }))
