@@ -102,6 +102,22 @@ class Settings(BaseSettings):
     public_url: str = Field("http://127.0.0.1:8000", validation_alias=_env("LYTICS_PUBLIC_URL"))
 
     # --- github --------------------------------------------------------------------
+    # Requests kept in hand: a run starts only with more than this left in the hour.
+    github_reserve: int = Field(200, ge=0, validation_alias=_env("LYTICS_GITHUB_RESERVE"))
+    github_per_page: int = Field(100, ge=1, le=100, validation_alias=_env("LYTICS_GITHUB_PER_PAGE"))
+    # Pause between requests (PyGithub's pacing), against GitHub's secondary limits.
+    github_request_interval: float = Field(
+        0.25, ge=0, validation_alias=_env("LYTICS_GITHUB_REQUEST_INTERVAL")
+    )
+    # Longest Retry-After honoured in-run; longer waits stop the run cleanly instead.
+    github_max_wait_seconds: float = Field(
+        120.0, ge=0, validation_alias=_env("LYTICS_GITHUB_MAX_WAIT_SECONDS")
+    )
+    github_retries: int = Field(4, ge=0, le=10, validation_alias=_env("LYTICS_GITHUB_RETRIES"))
+    # Incremental streams re-read this much before their cursor (late updates, clock skew).
+    github_lookback_minutes: int = Field(
+        60, ge=0, validation_alias=_env("LYTICS_GITHUB_LOOKBACK_MINUTES")
+    )
 
     # --- digests -------------------------------------------------------------------
 

@@ -108,12 +108,17 @@ def _wait_for(running: Running, check: str, dagster: bool = True) -> None:
         assert {s["name"] for s in repository["sensors"]} >= {
             "raw_data_sensor",
             "run_failure_alert",
+            "github_webhook_sensor",
+            "github_marts_sensor",
         }
         assert {s["name"] for s in repository["schedules"]} == {
             "hourly_metrics",
             "exports_hourly",
             "exports_daily",
+            "github_daily",
+            "github_daily_snapshot",
         }
+        assert "github/stargazers" in keys
         assert {"exports/events_hourly", "exports/events_daily"} <= keys
 
 

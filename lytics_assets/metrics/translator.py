@@ -27,6 +27,9 @@ class LyticsDbtTranslator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "source":
             return str(dbt_resource_props["source_name"])
+        if "github" in dbt_resource_props["fqn"]:
+            # Next to the GitHub assets they model; rebuilt by refresh_github_marts.
+            return "github"
         return "staging" if "staging" in dbt_resource_props["fqn"] else "metrics"
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> Sequence[str] | None:

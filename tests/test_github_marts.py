@@ -1,0 +1,127 @@
+"""The GitHub marts (dbt, inside the partitioned dbt assets) equal counts made from the fixture.
+
+What must hold: per repository and day, stars gained, issues opened/closed,
+pull requests opened/merged and releases equal what the fake GitHub holds,
+counted independently here; forks gained compare consecutive snapshots; the
+job that the marts sensor launches builds exactly the GitHub models.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import date, datetime
+
+import dagster as dg
+import pytest
+from sqlalchemy import Engine, text
+
+from lytics_assets.github.jobs import GITHUB_MARTS
+from lytics_assets.metrics.assets import dbt_resource
+from lytics_assets.metrics.requests import RANGE_END, RANGE_START
+from lytics_assets.resources import WarehouseResource
+from tests.support.fake_github import FakeRepo
+from tests.support.github import Served, connect_source, served_github, sync_once
+from tests.support.pipeline import dbt_assets_definition, failures, point_pipeline_at
+
+FIRST, LAST = "2026-10-10", "2026-11-01"
+
+
+@pytest.fixture
+def github() -> Iterator[Served]:
+    with served_github() as served:
+        yield served
+
+
+def _day(value: str | None) -> str | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).date().isoformat()
+
+
+def expected(repo: FakeRepo) -> dict[str, Counter[str]]:
+    """The fixture's activity per day, counted straight from the fake server's data."""
+    issues = [i for i in repo.issues if "pull_request" not in i]
+    return {
+        "stars_gained": Counter(_day(s["starred_at"]) for s in repo.stars),
+        "issues_opened": Counter(_day(i["created_at"]) for i in issues),
+        "issues_closed": Counter(_day(i["closed_at"]) for i in issues if i["closed_at"]),
+        "prs_opened": Counter(_day(p["created_at"]) for p in repo.pulls),
+        "prs_merged": Counter(_day(p["merged_at"]) for p in repo.pulls if p["merged_at"]),
+        "releases": Counter(_day(r["published_at"]) for r in repo.releases),
+    }
+
+
+@pytest.mark.slow
+def test_marts_equal_the_fixture_and_forks_compare_snapshots(
+    github: Served, engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = connect_source(engine, github.api_url)
+    assert sync_once(engine, source).complete
+    with engine.begin() as conn:
+        for day, forks in (("2026-10-30", 1), ("2026-10-31", 3)):
+            conn.execute(
+                text(
+                    "INSERT INTO github.repository_snapshots (project_id, repository_id, "
+                    "snapshot_date, stargazers_count, forks_count, watchers_count, "
+                    "open_issues_count, size_kb, default_branch, observed_at) "
+                    "VALUES (:p, 101, :d, 10, :f, 4, 2, 100, 'main', now())"
+                ),
+                {"p": source.project_id, "d": day, "f": forks},
+            )
+    point_pipeline_at(database_url, monkeypatch)
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [dbt_assets_definition()],
+            selection=GITHUB_MARTS,
+            instance=instance,
+            resources={
+                "dbt": dbt_resource(),
+                "warehouse": WarehouseResource(database_url=database_url),
+            },
+            tags={RANGE_START: FIRST, RANGE_END: LAST},
+            raise_on_error=False,
+        )
+    assert result.success, failures(result)
+    built = {e.asset_key for e in result.get_asset_materialization_events() if e.asset_key}
+    assert built == {
+        dg.AssetKey(["analytics", name])
+        for name in (
+            "stg_github_repositories",
+            "stg_github_activity",
+            "github_daily_repository_metrics",
+        )
+    }
+
+    with engine.connect() as conn:
+        rows = [
+            dict(r._mapping)
+            for r in conn.execute(
+                text(
+                    "SELECT * FROM analytics.github_daily_repository_metrics "
+                    "ORDER BY repository_id, metric_date"
+                )
+            )
+        ]
+    days = {r["metric_date"] for r in rows}
+    assert min(days) == date.fromisoformat(FIRST)
+    assert max(days) == date.fromisoformat(LAST)
+    assert len(rows) == 3 * len(days)  # dense: every repository, every day
+    compared = 0
+    for name in ("octo/alpha", "octo/beta", "octo/secret"):
+        want = expected(github.fake.repos[name])
+        for row in (r for r in rows if r["full_name"] == name):
+            day = row["metric_date"].isoformat()
+            for metric, counter in want.items():
+                assert row[metric] == counter.get(day, 0), (name, day, metric)
+                compared += 1
+    assert compared == 3 * len(days) * 6
+    assert sum(r["stars_gained"] for r in rows) > 0
+    alpha = {r["metric_date"].isoformat(): r for r in rows if r["repository_id"] == 101}
+    assert alpha["2026-10-31"]["forks_count"] == 3
+    assert alpha["2026-10-31"]["forks_gained"] == 2
+    assert alpha["2026-10-30"]["forks_gained"] is None  # no snapshot the day before
+    assert alpha["2026-10-29"]["forks_count"] is None
+    secret = [r for r in rows if r["full_name"] == "octo/secret"]
+    assert all(r["exposed"] is False for r in secret)
