@@ -199,3 +199,51 @@ def test_run_tags_narrow_the_export_to_one_projects_destinations_of_one_format(
     assert list_keys(s3_endpoint, buckets["acme_csv"])
     for untouched in ("acme_pq", "other", "backup"):
         assert list_keys(s3_endpoint, buckets[untouched]) == []
+
+
+@pytest.mark.parametrize(
+    ("schedule", "tick", "partition"),
+    [
+        ("exports_hourly", datetime(2026, 11, 20, 11, 15, tzinfo=UTC), "2026-11-20-10:00"),
+        ("exports_daily", datetime(2026, 11, 21, 1, 0, tzinfo=UTC), "2026-11-20"),
+    ],
+)
+def test_each_tick_exports_the_window_that_just_closed(
+    schedule: str, tick: datetime, partition: str
+) -> None:
+    definition = defs().resolve_schedule_def(schedule)
+    with dg.DagsterInstance.ephemeral() as instance:
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
+        result = definition.evaluate_tick(context)
+    assert [r.partition_key for r in result.run_requests or []] == [partition]
+
+
+def test_the_check_fails_when_a_manifest_disagrees_with_the_source(
+    engine: Engine, database_url: str, s3_endpoint: str
+) -> None:
+    import json
+
+    project_id, _, _ = new_project(engine, "acme")
+    insert_events(engine, project_id, 30, HOUR)
+    bucket = new_bucket(s3_endpoint)
+    _destination(engine, s3_endpoint, bucket, project_id, name="client", fmt="parquet")
+    key = f"events/project={project_id}/dt=2026-11-20/hour=10/_manifest.json"
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert _materialize(database_url, instance).success
+        # Someone rewrote the manifest at the destination (or it was exported from other rows).
+        client = s3_client(s3_endpoint)
+        manifest = json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+        client.put_object(Bucket=bucket, Key=key, Body=json.dumps({**manifest, "rows": 29}))
+        again = _materialize(database_url, instance)
+
+    [check] = again.get_asset_check_evaluations()
+    assert not check.passed
+    assert check.metadata["mismatches"].value == [
+        {
+            "destination": f"client (project {project_id})",
+            "project_id": project_id,
+            "manifest_rows": 29,
+            "source_rows": 30,
+        }
+    ]
