@@ -113,11 +113,14 @@ def _wait_for(running: Running, check: str, dagster: bool = True) -> None:
         }
         assert {s["name"] for s in repository["schedules"]} == {
             "hourly_metrics",
+            "exports_hourly",
+            "exports_daily",
             "github_daily",
             "github_daily_snapshot",
             "weekly_digest_schedule",
         }
         assert "github/stargazers" in keys
+        assert {"exports/events_hourly", "exports/events_daily"} <= keys
 
 
 def _stop_and_check_clean(running: Running, sig: signal.Signals, postmaster: int | None) -> float:

@@ -189,6 +189,13 @@ export_destinations = Table(
     CheckConstraint("(kind = 's3') = (bucket IS NOT NULL)", name="s3_has_bucket"),
     CheckConstraint("(kind = 'local') = (local_path IS NOT NULL)", name="local_has_path"),
     UniqueConstraint("project_id", "name"),
+    # NULLs are distinct in the constraint above: backup destinations need their own.
+    Index(
+        "uq_export_destinations_backup_name",
+        "name",
+        unique=True,
+        postgresql_where=text("project_id IS NULL"),
+    ),
     schema="app",
 )
 
