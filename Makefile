@@ -9,7 +9,7 @@ UV := $(TOOLS)/bin/uv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-fast lint fmt typecheck lock bench clean help
+.PHONY: dev test test-fast browser lint fmt typecheck lock bench clean help
 
 help:
 	@echo "make dev        start Postgres (embedded unless DATABASE_URL), ingest API and Dagster"
@@ -34,11 +34,17 @@ $(STAMP): requirements.lock pyproject.toml | $(UV)
 dev: $(STAMP)
 	$(BIN)/lytics dev
 
-test: $(STAMP) lint
+test: $(STAMP) lint browser
 	$(BIN)/pytest
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) browser
 	$(BIN)/pytest -m "not slow and not e2e"
+
+# tests/test_digests_browser.py renders the digest in headless Chromium and fails, not skips,
+# without one; a browser is a system package, not a Python dependency, so install Debian's here.
+browser:
+	@command -v chromium >/dev/null || ! command -v apt-get >/dev/null || \
+		apt-get install -y chromium || sudo apt-get install -y chromium
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -44,7 +44,8 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"cross-origin-resource-policy", b"cross-origin"),
 ]
-# The API answers JSON; only the docs page may load anything.
+# The API answers JSON; only the docs page may load anything. A route that serves a page
+# (the digest preview, the unsubscribe page) sets its own, still script-free, policy.
 API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 
 
@@ -80,7 +81,7 @@ def observability_middleware(app: ASGIApp) -> ASGIApp:
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.extend(SECURITY_HEADERS)
-                if not docs:
+                if not docs and not any(n.lower() == API_CSP[0] for n, _ in headers):
                     headers.append(API_CSP)
                 message["headers"] = headers
             await send(message)

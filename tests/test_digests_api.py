@@ -41,6 +41,8 @@ from tests.support.ingest import Ingest, served_ingest
 
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
+# The HTML pages' policy: the inline styles a browser needs, and nothing else (no scripts).
+PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 
 @pytest.fixture
@@ -108,6 +110,7 @@ def test_preview_is_byte_for_byte_what_the_run_sends(
     preview = _preview(api)
     assert preview.status_code == 200
     assert preview.headers["content-type"].startswith("text/html")
+    assert preview.headers.get_list("content-security-policy") == [PAGE_CSP]
     assert fake.emails == []  # a preview sends nothing
     as_json = _preview(api, format="json").json()
 
@@ -216,6 +219,7 @@ def test_one_click_unsubscribe_stops_the_digest(
     page = httpx.get(url)
     assert page.status_code == 200
     assert "<form" in page.text
+    assert page.headers.get_list("content-security-policy") == [PAGE_CSP]
     assert _enabled(engine, ALICE)  # viewing the page (a link scanner) changes nothing
 
     # RFC 8058: the mail client POSTs this body to the List-Unsubscribe URL.

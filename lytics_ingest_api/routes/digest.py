@@ -42,6 +42,9 @@ T = TypeVar("T")
 STATUS_TIMEOUT_S = 2.0
 EARLIEST_WEEK = date(2000, 1, 3)
 LATEST_WEEK = date(2199, 12, 30)
+# The HTML pages are styled inline (as mail clients require); the API's default policy
+# (default-src 'none') would block those styles in a browser. Nothing else may load.
+PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 SUMMARY_BY_TYPE = """
 SELECT replace(coalesce(payload ->> 'type', event_type), 'email.', '') AS event_type,
@@ -178,6 +181,7 @@ async def digest_preview(
         return Response(body, media_type=MediaType.JSON, headers=headers)
     if format == "text":
         return Response(message.text, media_type=MediaType.TEXT, headers=headers)
+    headers["Content-Security-Policy"] = PAGE_CSP
     return Response(message.html, media_type=MediaType.HTML, headers=headers)
 
 
@@ -387,7 +391,11 @@ def _page(title: str, text: str, form: str = "", status: int = 200) -> Response[
         body,
         status_code=status,
         media_type=MediaType.HTML,
-        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+        headers={
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+            "Content-Security-Policy": PAGE_CSP,
+        },
     )
 
 
