@@ -118,3 +118,14 @@ def test_rendering_escapes_data_and_is_deterministic() -> None:
     assert "<img" not in first.html
     assert "&lt;script&gt;" in first.html
     assert "<script>alert(1)</script> & Co" in first.text  # plain text is not HTML
+
+
+def test_a_pushed_metric_named_like_a_site_tile_is_told_apart() -> None:
+    from lytics.digests.content import _reported
+
+    site = {"sessions": _tile("sessions", 186, 185)}
+    pushed = _reported(_tile("sessions", 190, 180), site)
+    other = _reported(_tile("reach", 6210, 7654), site)
+    assert (pushed.key, pushed.label) == ("reported:sessions", "Sessions (reported)")
+    assert pushed.value == 190
+    assert (other.key, other.label) == ("reach", "Reach")

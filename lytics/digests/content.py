@@ -8,7 +8,7 @@ unsubscribe link, so one computation serves every member of a project.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from sqlalchemy import Connection
@@ -75,6 +75,17 @@ def project_info(conn: Connection, project_id: int) -> Project:
     return Project(int(row[0]), str(row[1]), str(row[2]))
 
 
+def _reported(tile: tiles.Tile, site: dict[str, tiles.Tile]) -> tiles.Tile:
+    """A pushed metric named like a site tile (seed S0 pushes "sessions" and "conversions").
+
+    The dashboard keeps the two in separate lists; one email needs them told apart,
+    and the insights must not mistake the pushed figure for the measured one.
+    """
+    if tile.key not in site:
+        return tile
+    return replace(tile, key=f"reported:{tile.key}", label=f"{tile.label} (reported)")
+
+
 def build(conn: Connection, project: Project, week_start: date) -> DigestContent:
     week = week_period(week_start)
     if not _marts_built(conn):
@@ -84,7 +95,7 @@ def build(conn: Connection, project: Project, week_start: date) -> DigestContent
     before = tiles.numbers(conn, project.id, previous)
     site = {t.key: t for t in tiles.site_tiles(now, before)}
     shown = [site[k] for k in DIGEST_SITE_TILES]
-    shown += tiles.metric_tiles(now, before)
+    shown += [_reported(tile, site) for tile in tiles.metric_tiles(now, before)]
     # GitHub growth joins when that integration is connected (see github_growth).
     shown += github_growth.tiles(conn, project.id, week, previous)
     found = Insights(
