@@ -11,6 +11,7 @@ import json
 import re
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -426,6 +427,7 @@ def test_the_reader_role_sees_and_changes_only_its_own_projects_digest_rows(
                 conn.execute(statement, params)
 
 
+THIS_WEEK = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
 BAD_INPUT = [
     ("GET", "/v1/digest/preview", {"email": "a\x00@example.com"}),
     ("GET", "/v1/digest/preview", {"email": ALICE, "week": "0001-01-01"}),
@@ -434,6 +436,8 @@ BAD_INPUT = [
     ("POST", "/v1/digest/test", {"email": "bad\x00@example.com"}),
     ("POST", "/v1/digest/weekly", {"scope": "email", "email": "no-at-sign"}),
     ("POST", "/v1/digest/weekly", {"scope": "email"}),
+    # A week that has not ended: mailing it would mark it sent with partial numbers.
+    ("POST", "/v1/digest/weekly", {"scope": "all", "week": THIS_WEEK}),
 ]
 
 

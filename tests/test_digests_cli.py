@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,13 @@ def test_run_sends_and_reports_each_recipient(
         assert result.code == 0, result.err
         assert "a@example.com" in result.out
         assert "sent 2" in result.out
+        assert fake.per_recipient() == {"a@example.com": 1, "b@example.com": 1}
+
+        # The week still running is refused before anything is claimed or sent.
+        tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+        refused = invoke(monkeypatch, capsys, "digests", "run", "--week", tomorrow)
+        assert refused.code == 1
+        assert "has not ended yet" in refused.err
         assert fake.per_recipient() == {"a@example.com": 1, "b@example.com": 1}
 
 

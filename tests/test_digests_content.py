@@ -129,3 +129,13 @@ def test_a_pushed_metric_named_like_a_site_tile_is_told_apart() -> None:
     assert (pushed.key, pushed.label) == ("reported:sessions", "Sessions (reported)")
     assert pushed.value == 190
     assert (other.key, other.label) == ("reach", "Reach")
+
+
+def test_only_a_week_that_has_ended_can_be_mailed() -> None:
+    from lytics.digests.weeks import WeekNotOverError, require_ended
+
+    sunday = date(2026, 11, 22)
+    assert require_ended(date(2026, 11, 9), sunday) == date(2026, 11, 9)
+    with pytest.raises(WeekNotOverError, match="last complete week is 2026-11-09"):
+        require_ended(date(2026, 11, 16), sunday)  # ends tonight
+    assert require_ended(date(2026, 11, 16), date(2026, 11, 23)) == date(2026, 11, 16)

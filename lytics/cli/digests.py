@@ -26,17 +26,22 @@ def _fail(message: str) -> NoReturn:
     sys.exit(1)
 
 
-def _week(value: str | None) -> date:
+def _today() -> date:
+    """Today where the digest is scheduled (LYTICS_DIGEST_TIMEZONE)."""
     from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
-    from lytics.digests.weeks import last_complete_week, parse_week
     from lytics.settings import get_settings
+
+    return datetime.now(UTC).astimezone(ZoneInfo(get_settings().digest_timezone)).date()
+
+
+def _week(value: str | None) -> date:
+    from lytics.digests.weeks import last_complete_week, parse_week
 
     if value:
         return parse_week(value)
-    zone = ZoneInfo(get_settings().digest_timezone)
-    return last_complete_week(datetime.now(UTC).astimezone(zone).date())
+    return last_complete_week(_today())
 
 
 WEEK_HELP = "Any day of the week (default: the last complete week)."
@@ -230,6 +235,10 @@ def run(
 
     settings = get_settings()
     monday = _week(week)
+    from lytics.digests.weeks import require_ended
+
+    # A week is mailed once it is over (ValueError: one clear line, exit code 1).
+    require_ended(monday, _today())
     with database_url(settings) as url:
         engine = create_sync_engine(url, role="lytics_pipeline")
         try:

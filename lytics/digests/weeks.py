@@ -23,6 +23,27 @@ def last_complete_week(today: date) -> date:
     return week_of(today) - timedelta(days=7)
 
 
+class WeekNotOverError(ValueError):
+    """A week is mailed once it has ended: the outbox marks it sent for good."""
+
+    def __init__(self, monday: date, today: date) -> None:
+        super().__init__(
+            f"the week of {monday.isoformat()} has not ended yet; the last complete week "
+            f"is {last_complete_week(today).isoformat()}"
+        )
+
+
+def require_ended(monday: date, today: date) -> date:
+    """`monday` when its week is over on `today`, else WeekNotOverError.
+
+    Sending an unfinished week would mark it sent with partial numbers, and the
+    Monday run would then skip everyone for that week.
+    """
+    if monday > last_complete_week(today):
+        raise WeekNotOverError(monday, today)
+    return monday
+
+
 def parse_week(value: str) -> date:
     """`2026-11-16` (any day of the week is accepted and means its week)."""
     return week_of(date.fromisoformat(value))

@@ -29,7 +29,12 @@ from lytics.digests import launch, runs, service
 from lytics.digests.config import resend_client, send_config
 from lytics.digests.resend import RejectedError, ResendError, StopSendingError
 from lytics.digests.unsubscribe import InvalidTokenError, UnsubscribeSigner
-from lytics.digests.weeks import last_complete_week, parse_week
+from lytics.digests.weeks import (
+    WeekNotOverError,
+    last_complete_week,
+    parse_week,
+    require_ended,
+)
 from lytics.settings import MissingSettingError, Settings
 from lytics.warehouse.engine import create_sync_engine
 from lytics_ingest_api.admission import admit
@@ -98,10 +103,13 @@ async def _in_thread(fn: Callable[[], T]) -> T:
     return await anyio.to_thread.run_sync(fn)
 
 
+def _today(settings: Settings) -> date:
+    return datetime.now(UTC).astimezone(ZoneInfo(settings.digest_timezone)).date()
+
+
 def _week(settings: Settings, value: str | None) -> date:
     if value is None:
-        today = datetime.now(UTC).astimezone(ZoneInfo(settings.digest_timezone)).date()
-        return last_complete_week(today)
+        return last_complete_week(_today(settings))
     try:
         monday = parse_week(value)
     except (ValueError, OverflowError) as exc:
@@ -256,6 +264,10 @@ async def digest_weekly(
         raise bad_request('scope "email" needs an email', field="email")
     address = _address(data.email) if data.scope == "email" and data.email else None
     monday = _week(settings, data.week)
+    try:
+        require_ended(monday, _today(settings))
+    except WeekNotOverError as exc:
+        raise bad_request(str(exc), field="week") from exc
     run_request = runs.RunRequest(
         period_start=monday,
         scope=data.scope,
