@@ -26,7 +26,7 @@ from sqlalchemy import Engine, text
 from lytics.crypto import Cipher
 from lytics.exports.destinations import CIPHER_PURPOSE, Destination, add_destination
 from lytics.exports.runner import ExportReport, ExportRequest, check_window, export_window
-from lytics.exports.stores import S3Credentials
+from lytics.exports.stores import LocalStore, S3Credentials, S3Store, Staged
 from lytics.exports.windows import Window
 from lytics.settings import Settings
 from tests.conftest import TEST_SECRET
@@ -36,6 +36,7 @@ from tests.support.exports import (
     insert_events,
     insert_metrics,
     list_keys,
+    list_uploads,
     new_bucket,
     s3_client,
 )
@@ -280,6 +281,7 @@ def test_rerun_after_source_rows_are_deleted_leaves_no_stale_object(
     assert len(unit.keys) < len(first.units[0].keys)
     # Exactly the new version: no old part file, no staging left anywhere in the bucket.
     assert list_keys(s3_endpoint, bucket) == sorted([*unit.keys, unit.manifest_key])
+    assert list_uploads(s3_endpoint, bucket) == []
     table = pads.dataset(
         f"{bucket}/lytics/exports/events", filesystem=_arrow_s3(s3_endpoint), partitioning="hive"
     ).to_table()
@@ -332,6 +334,8 @@ def test_upload_failing_half_way_leaves_no_manifest_and_a_rerun_completes_it(
         keys = list_keys(s3_endpoint, bucket)
         assert f"{directory}/_manifest.json" not in keys
         assert not [k for k in keys if k.startswith(directory)], "nothing was promoted"
+        # The files staged before the failure (multipart uploads) were aborted.
+        assert list_uploads(s3_endpoint, bucket) == []
         with engine.connect() as conn:
             status, error = conn.execute(text("SELECT status, error FROM exports.partitions")).one()
         assert status == "failed"
@@ -343,6 +347,7 @@ def test_upload_failing_half_way_leaves_no_manifest_and_a_rerun_completes_it(
     [unit] = retried.units
     assert (unit.status, unit.rows) == ("exported", 600)
     assert list_keys(s3_endpoint, bucket) == sorted([*unit.keys, f"{directory}/_manifest.json"])
+    assert list_uploads(s3_endpoint, bucket) == []
     table = pads.dataset(
         f"{bucket}/lytics/exports/events", filesystem=_arrow_s3(s3_endpoint), partitioning="hive"
     ).to_table()
@@ -371,7 +376,91 @@ def test_a_failed_replacement_keeps_the_previous_complete_version(
     assert second.units[0].status == "failed"
     # Readers still see version 1, whole: same keys, and its manifest.
     assert list_keys(s3_endpoint, bucket) == before
+    assert list_uploads(s3_endpoint, bucket) == []
     assert _manifest(s3_endpoint, bucket, str(first.units[0].manifest_key))["run_id"] == "v1"
+
+
+# --------------------------------------------------------------------------- staging
+
+
+def _missing(endpoint: str, bucket: str, key: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    try:
+        s3_client(endpoint).head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        return exc.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    return False
+
+
+def test_a_staged_s3_file_is_invisible_until_promoted_and_is_never_copied(
+    s3_endpoint: str, tmp_path: Path
+) -> None:
+    bucket = new_bucket(s3_endpoint)
+    store = S3Store(
+        bucket,
+        region="us-east-1",
+        endpoint_url=s3_endpoint,
+        credentials=CREDENTIALS,
+        multipart_bytes=5 * 1024 * 1024,  # S3's smallest part but the last
+        concurrency=2,
+    )
+    big, small = tmp_path / "big", tmp_path / "small"
+    big.write_bytes(hashlib.sha256(b"seed").digest() * (11 * 1024 * 1024 // 32 + 5))
+    small.write_bytes(b"tiny")
+    key = "p/events/project=1/dt=2026-11-20/hour=10/part-00000.parquet"
+    s3_client(s3_endpoint).put_object(Bucket=bucket, Key=key, Body=b"previous version")
+
+    staged = store.stage(big, key, "application/vnd.apache.parquet")
+
+    # Uploaded in 3 parts at its final key, yet readers still see the previous version.
+    assert [p.number for p in staged.parts] == [1, 2, 3]
+    assert _get(s3_endpoint, bucket, key) == b"previous version"
+    assert list_uploads(s3_endpoint, bucket) == [(key, staged.handle)]
+    assert store.staged_under("p/events/project=1/dt=2026-11-20/hour=10") == [
+        Staged(key, staged.handle)
+    ]
+    assert store.staged_under("p/events/project=1/dt=2026-11-20") == []  # not a daily file
+
+    new_key = key.replace("00000", "00001")
+    staged_new = store.stage(small, new_key, "application/vnd.apache.parquet")
+    assert _missing(s3_endpoint, bucket, new_key)  # HEAD: 404 while staged
+    assert (new_key, staged_new.handle) in list_uploads(s3_endpoint, bucket)
+    assert list_keys(s3_endpoint, bucket) == [key]
+
+    store.promote(staged)
+    store.promote(staged_new)
+
+    assert _get(s3_endpoint, bucket, key) == big.read_bytes()
+    assert _get(s3_endpoint, bucket, new_key) == b"tiny"
+    head = s3_client(s3_endpoint).head_object(Bucket=bucket, Key=key)
+    assert head["ContentType"] == "application/vnd.apache.parquet"
+    assert list_uploads(s3_endpoint, bucket) == []
+
+    dropped = store.stage(small, "p/other/part-00000.parquet", "text/csv")
+    store.abort(dropped)
+    store.abort(dropped)  # already gone: not an error
+    assert _missing(s3_endpoint, bucket, "p/other/part-00000.parquet")
+    assert list_uploads(s3_endpoint, bucket) == []
+
+
+def test_a_staged_folder_file_is_invisible_until_promoted(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "root")
+    source = tmp_path / "part"
+    source.write_bytes(b"data")
+    key = "events/project=1/dt=2026-11-20/hour=10/part-00000.parquet"
+
+    staged = store.stage(source, key, "application/vnd.apache.parquet")
+
+    assert store.list("events/") == []
+    assert store.staged_under("events/project=1/dt=2026-11-20/hour=10") == [staged]
+    store.promote(staged)
+    assert store.list("events/") == [key]
+    assert store.get_bytes(key) == b"data"
+    assert store.staged_under("events/project=1/dt=2026-11-20/hour=10") == []
+    assert not (tmp_path / "root" / "_staging").exists()
+    store.abort(store.stage(source, key, "text/csv"))
+    assert not (tmp_path / "root" / "_staging").exists()
 
 
 # --------------------------------------------------------------------------- destinations

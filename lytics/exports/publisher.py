@@ -2,19 +2,18 @@
 
 The order is what readers can rely on:
 
-1. Every new file is uploaded under `{prefix}/_staging/…` while the previous
-   version of the partition stays complete and readable. An upload that fails
-   here changes nothing a reader sees.
+1. Every new file is staged (`Store.stage`): uploaded but invisible to readers
+   (an uncompleted multipart upload at its final key on S3, a file under
+   `_staging/` on a folder) while the previous version of the partition stays
+   complete and readable. If anything fails here, every file staged so far is
+   aborted: nothing a reader sees has changed.
 2. The old `_manifest.json` is deleted: from now on readers know the partition
    is being replaced.
-3. Staged files are moved to their final keys (server-side copies on S3,
-   atomic renames on a local folder), and keys of the old version that are not
-   in the new one are deleted, so no stale file survives a re-run.
+3. Staged files are promoted to their final keys (CompleteMultipartUpload on
+   S3, no data copied; atomic renames on a folder), and keys of the old version
+   that are not in the new one are deleted, so no stale file survives a re-run.
 4. The new `_manifest.json` is written last. A reader that sees a manifest
    sees a complete partition; one without a manifest is incomplete.
-
-Folders starting with `_` are skipped by Hive-style readers (Spark, Athena,
-`pyarrow.dataset`), so staging never shows up as data.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from typing import Any
 import pyarrow as pa
 
 from lytics.exports.formats import COMPRESSION, CONTENT_TYPES, PartFile
-from lytics.exports.stores import Store
+from lytics.exports.stores import Staged, Store
 from lytics.exports.windows import Window
 
 MANIFEST = "_manifest.json"
@@ -60,13 +59,6 @@ class PartitionLayout:
     def manifest_key(self) -> str:
         return f"{self.directory}/{MANIFEST}"
 
-    def staging(self, run_id: str) -> str:
-        return self._join("_staging", self.relative, run_id)
-
-    @property
-    def staging_root(self) -> str:
-        return self._join("_staging", self.relative)
-
 
 @dataclass(frozen=True)
 class Published:
@@ -92,27 +84,28 @@ def publish(
     extra: dict[str, Any] | None = None,
 ) -> Published:
     """Upload `parts` (deleting each local file once staged) and publish them as the partition."""
-    # Leftovers of crashed earlier attempts of this partition.
-    store.delete(store.list(layout.staging_root + "/"))
-    staging = layout.staging(run_id)
+    # Leftovers of crashed earlier attempts of this partition (one exporter per
+    # partition at a time: the runner holds its advisory lock).
+    discard_staging(store, layout)
     files: list[dict[str, Any]] = []
+    staged: list[Staged] = []
     started = time.monotonic()
-    for part in parts:
-        store.upload(part.path, f"{staging}/{part.name}", CONTENT_TYPES[fmt])
-        part.path.unlink(missing_ok=True)
-        files.append(
-            {
-                "key": f"{layout.directory}/{part.name}",
-                "rows": part.rows,
-                "bytes": part.bytes,
-                "sha256": part.sha256,
-            }
-        )
-    new_keys = [f["key"] for f in files]
-    store.delete([layout.manifest_key])
-    for entry in files:
-        name = entry["key"].rsplit("/", 1)[1]
-        store.move(f"{staging}/{name}", entry["key"])
+    try:
+        for part in parts:
+            key = f"{layout.directory}/{part.name}"
+            staged.append(store.stage(part.path, key, CONTENT_TYPES[fmt]))
+            part.path.unlink(missing_ok=True)
+            entry = {"key": key, "rows": part.rows, "bytes": part.bytes, "sha256": part.sha256}
+            files.append(entry)
+        new_keys = [f["key"] for f in files]
+        store.delete([layout.manifest_key])
+        while staged:
+            store.promote(staged[0])
+            del staged[0]  # promoted: nothing left to abort for it
+    except BaseException:
+        # Staged files never reach readers; drop them now rather than leave them billed.
+        _abort(store, staged)
+        raise
     # Only the partition's own files: a daily `dt=` folder must not take hourly ones with it.
     own = [
         k for k in store.list(layout.directory + "/") if "/" not in k[len(layout.directory) + 1 :]
@@ -154,8 +147,19 @@ def read_manifest(store: Store, layout: PartitionLayout) -> dict[str, Any] | Non
     return None if data is None else dict(json.loads(data))
 
 
-def discard_staging(store: Store, layout: PartitionLayout, run_id: str) -> None:
-    """Best effort after a failure: the next attempt clears whatever remains anyway."""
-    # Cleanup must never hide the error that made it necessary.
+def _abort(store: Store, staged: Iterable[Staged]) -> None:
+    """Best effort: a file left staged is found and aborted by the next attempt."""
+    for file in staged:
+        # Cleanup must never hide the error that made it necessary.
+        with contextlib.suppress(Exception):
+            store.abort(file)
+
+
+def discard_staging(store: Store, layout: PartitionLayout) -> None:
+    """Abort whatever is staged for the partition's keys (after a failure or a crash).
+
+    Best effort: a bucket lifecycle rule `AbortIncompleteMultipartUpload` cleans
+    up on S3 whatever no later attempt of the partition does.
+    """
     with contextlib.suppress(Exception):
-        store.delete(store.list(layout.staging(run_id) + "/"))
+        _abort(store, store.staged_under(layout.directory))

@@ -182,7 +182,7 @@ class _Exporter:
         pid = PartitionId(destination.id, self.ds.name, project_id, self.request.window)
         layout = PartitionLayout(destination.prefix, self.ds.name, project_id, self.request.window)
         if store is not None:
-            discard_staging(store, layout, self.request.run_id)
+            discard_staging(store, layout)
         with self.engine.begin() as conn:
             if state.get_state(conn, pid) is None:
                 state.mark_running(conn, pid, destination.format, self.request.run_id)

@@ -3,29 +3,41 @@
 Both expose the few operations the publisher needs. Keys are `/`-separated and
 relative to the bucket (S3) or the folder (local). Errors come out as
 `StoreError`, which says whether retrying can help and never carries a secret.
+
+A data file is written in two steps so a partition can be replaced as a whole:
+`stage` uploads it without making it visible at its key, `promote` makes it
+visible (or `abort` drops it). On S3 a staged file is a multipart upload created
+at its final key and not yet completed, so promotion is CompleteMultipartUpload:
+no byte is copied a second time. On a folder it is a file under `_staging/`,
+promoted by an atomic rename.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import shutil
 import tempfile
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import boto3
-from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 PROBE_KEY = "_lytics_write_probe"
 DELETE_BATCH = 1000  # S3's DeleteObjects limit
+MAX_PARTS = 10_000  # S3's limit of parts per multipart upload
+STAGING = "_staging"  # a folder's staged files; `_` hides it from Hive-style readers
 # Error codes that no retry will fix: the run fails at once with a clear message.
 PERMANENT_CODES = {
     "InvalidAccessKeyId": "the access key id is not known to the S3 service",
@@ -49,17 +61,58 @@ class StoreError(RuntimeError):
         self.permanent = permanent
 
 
+@dataclass(frozen=True)
+class Part:
+    """One uploaded part of a staged S3 file: what CompleteMultipartUpload needs back."""
+
+    number: int
+    etag: str
+    crc32: str | None = None
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A file uploaded but not yet visible at `key`; only the store that staged it uses it.
+
+    `handle` is the multipart upload id (S3) or the staged file's key (folder).
+    """
+
+    key: str
+    handle: str
+    parts: tuple[Part, ...] = ()
+
+
 class Store(Protocol):
     @property
     def location(self) -> str:
         """Where it writes, for humans and metadata (no secrets)."""
 
-    def upload(self, path: Path, key: str, content_type: str) -> None: ...
+    def stage(self, path: Path, key: str, content_type: str) -> Staged:
+        """Upload `path` for `key` without making it visible to readers."""
+        ...
+
+    def promote(self, staged: Staged) -> None:
+        """Make a staged file visible at its key, whole (replacing what was there)."""
+        ...
+
+    def abort(self, staged: Staged) -> None:
+        """Drop a staged file; one already gone is not an error."""
+        ...
+
+    def staged_under(self, directory: str) -> list[Staged]:
+        """Staged, never promoted files for keys directly in `directory` (crash leftovers)."""
+        ...
+
     def put_bytes(self, key: str, data: bytes, content_type: str) -> None: ...
     def get_bytes(self, key: str) -> bytes | None: ...
-    def move(self, source: str, target: str) -> None: ...
     def list(self, prefix: str) -> list[str]: ...
     def delete(self, keys: Sequence[str]) -> None: ...
+
+
+def _directly_in(directory: str, key: str) -> bool:
+    """`key` is a file of `directory` itself, not of a sub-folder (hourly under daily)."""
+    rest = key.removeprefix(directory.rstrip("/") + "/")
+    return rest != key and "/" not in rest
 
 
 @dataclass(frozen=True)
@@ -102,14 +155,10 @@ class S3Store:
             aws_session_token=credentials.session_token if credentials else None,
         )
         self._client: S3Client = session.client("s3", endpoint_url=endpoint_url, config=config)
-        # Files above one part go up in parts of this size, a few at once; a
-        # failed upload is aborted by the transfer manager (no orphaned parts billed).
-        self._transfer = TransferConfig(
-            multipart_threshold=multipart_bytes,
-            multipart_chunksize=multipart_bytes,
-            max_concurrency=concurrency,
-            use_threads=concurrency > 1,
-        )
+        # Files go up in parts of this size (a smaller file is one part), `concurrency`
+        # at once: at most that many parts are in memory.
+        self._part_bytes = multipart_bytes
+        self._concurrency = concurrency
 
     @property
     def location(self) -> str:
@@ -137,20 +186,112 @@ class S3Store:
             )
         return StoreError(f"{action} {self.location} failed: {exc}", permanent=False)
 
-    def upload(self, path: Path, key: str, content_type: str) -> None:
+    def stage(self, path: Path, key: str, content_type: str) -> Staged:
+        # A multipart upload that is not completed is invisible to every reader
+        # (GET, LIST, HEAD), and completing it later is a metadata operation: the
+        # bytes are written once, at their final key.
         try:
-            self._client.upload_file(
-                str(path),
-                self.bucket,
-                key,
-                ExtraArgs={"ContentType": content_type},
-                Config=self._transfer,
+            created = self._client.create_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                ContentType=content_type,
+                # Explicit, so every part carries the same checksum type that
+                # CompleteMultipartUpload is then given back (what s3transfer does).
+                ChecksumAlgorithm="CRC32",
             )
-        except (BotoCoreError, ClientError, boto3.exceptions.S3UploadFailedError) as exc:
-            cause = exc.__cause__ or exc.__context__
-            raise self._error(
-                cause if isinstance(cause, ClientError | BotoCoreError) else exc, f"upload {key} to"
-            ) from None
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, f"stage {key} in") from None
+        staged = Staged(key, created["UploadId"])
+        try:
+            parts = self._upload_parts(path, staged)
+        except BaseException:
+            # Cleanup must never hide the error that made it necessary.
+            with contextlib.suppress(Exception):
+                self.abort(staged)
+            raise
+        return Staged(key, staged.handle, parts)
+
+    def _upload_parts(self, path: Path, staged: Staged) -> tuple[Part, ...]:
+        size = path.stat().st_size
+        # Parts grow for a file that would need more than S3's 10,000.
+        part_bytes = max(self._part_bytes, math.ceil(size / MAX_PARTS))
+        count = max(1, math.ceil(size / part_bytes))  # an empty file is one empty part
+        numbers = range(1, count + 1)
+        if self._concurrency == 1 or count == 1:
+            return tuple(self._upload_part(path, staged, n, part_bytes) for n in numbers)
+        pool = ThreadPoolExecutor(min(self._concurrency, count), thread_name_prefix="s3-part")
+        # Each task reads its own part when it runs, so memory holds at most
+        # `concurrency` parts however many are queued.
+        futures: list[Future[Part]] = [
+            pool.submit(self._upload_part, path, staged, n, part_bytes) for n in numbers
+        ]
+        try:
+            return tuple(f.result() for f in futures)
+        finally:
+            # On a failure, parts not yet started are not sent (the upload is aborted).
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _upload_part(self, path: Path, staged: Staged, number: int, part_bytes: int) -> Part:
+        with path.open("rb") as file:
+            file.seek((number - 1) * part_bytes)
+            body = file.read(part_bytes)
+        try:
+            answer = self._client.upload_part(
+                Bucket=self.bucket,
+                Key=staged.key,
+                UploadId=staged.handle,
+                PartNumber=number,
+                Body=body,
+                ChecksumAlgorithm="CRC32",
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, f"upload part {number} of {staged.key} to") from None
+        return Part(number, answer["ETag"], answer.get("ChecksumCRC32"))
+
+    def promote(self, staged: Staged) -> None:
+        parts: list[CompletedPartTypeDef] = []
+        for part in staged.parts:
+            entry: CompletedPartTypeDef = {"PartNumber": part.number, "ETag": part.etag}
+            if part.crc32 is not None:
+                entry["ChecksumCRC32"] = part.crc32
+            parts.append(entry)
+        try:
+            self._client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=staged.key,
+                UploadId=staged.handle,
+                MultipartUpload={"Parts": parts},
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, f"complete {staged.key} in") from None
+
+    def abort(self, staged: Staged) -> None:
+        try:
+            self._client.abort_multipart_upload(
+                Bucket=self.bucket, Key=staged.key, UploadId=staged.handle
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchUpload":
+                return
+            raise self._error(exc, f"abort {staged.key} in") from None
+        except BotoCoreError as exc:
+            raise self._error(exc, f"abort {staged.key} in") from None
+
+    def staged_under(self, directory: str) -> list[Staged]:
+        found: list[Staged] = []
+        try:
+            pages = self._client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=directory.rstrip("/") + "/"
+            )
+            for page in pages:
+                found.extend(
+                    Staged(u["Key"], u["UploadId"])
+                    for u in page.get("Uploads", [])
+                    if _directly_in(directory, u["Key"])
+                )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, f"list uploads under {directory} in") from None
+        return found
 
     def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
         try:
@@ -169,16 +310,6 @@ class S3Store:
             raise self._error(exc, f"read {key} from") from None
         except BotoCoreError as exc:
             raise self._error(exc, f"read {key} from") from None
-
-    def move(self, source: str, target: str) -> None:
-        # Server-side copy (multipart for large objects), no bytes through us.
-        try:
-            self._client.copy(
-                {"Bucket": self.bucket, "Key": source}, self.bucket, target, Config=self._transfer
-            )
-        except (BotoCoreError, ClientError) as exc:
-            raise self._error(exc, f"copy {source} to {target} in") from None
-        self.delete([source])
 
     def list(self, prefix: str) -> list[str]:
         keys: list[str] = []
@@ -211,7 +342,11 @@ class S3Store:
 
 
 class LocalStore:
-    """A folder that behaves like a bucket: files appear whole (write aside, then rename)."""
+    """A folder that behaves like a bucket: files appear whole (write aside, then rename).
+
+    A staged file is `_staging/{key}.{token}` under the folder: on the same
+    filesystem as its key, so promotion is one atomic rename.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root.expanduser().resolve()
@@ -242,8 +377,33 @@ class LocalStore:
         except OSError as exc:
             raise StoreError(f"write {target} failed: {exc.strerror}", permanent=False) from None
 
-    def upload(self, path: Path, key: str, content_type: str) -> None:
-        self._atomic_write(self._path(key), path)
+    def stage(self, path: Path, key: str, content_type: str) -> Staged:
+        # The token keeps two attempts of one key apart; it has no `.` or `/`.
+        handle = f"{STAGING}/{key}.{uuid.uuid4().hex}"
+        self._atomic_write(self._path(handle), path)
+        return Staged(key, handle)
+
+    def promote(self, staged: Staged) -> None:
+        destination = self._path(staged.key)
+        try:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self._path(staged.handle), destination)  # atomic on one filesystem
+        except OSError as exc:
+            raise StoreError(
+                f"promote {staged.key} failed: {exc.strerror}", permanent=False
+            ) from None
+        self.delete([staged.handle])  # only to remove the emptied `_staging/` folders
+
+    def abort(self, staged: Staged) -> None:
+        self.delete([staged.handle])
+
+    def staged_under(self, directory: str) -> list[Staged]:
+        staging = f"{STAGING}/{directory.rstrip('/')}"
+        return [
+            Staged(f"{directory.rstrip('/')}/{k.rsplit('/', 1)[1].rsplit('.', 1)[0]}", k)
+            for k in self.list(staging + "/")
+            if _directly_in(staging, k)
+        ]
 
     def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
         self._atomic_write(self._path(key), data)
@@ -253,14 +413,6 @@ class LocalStore:
             return self._path(key).read_bytes()
         except FileNotFoundError:
             return None
-
-    def move(self, source: str, target: str) -> None:
-        destination = self._path(target)
-        try:
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self._path(source), destination)  # atomic on one filesystem
-        except OSError as exc:
-            raise StoreError(f"move {source} failed: {exc.strerror}", permanent=False) from None
 
     def list(self, prefix: str) -> list[str]:
         # Like S3: a plain string prefix, not a directory.

@@ -94,6 +94,12 @@ def list_keys(endpoint: str, bucket: str, prefix: str = "") -> list[str]:
     return sorted(keys)
 
 
+def list_uploads(endpoint: str, bucket: str) -> list[tuple[str, str]]:
+    """Multipart uploads begun and neither completed nor aborted: (key, upload id)."""
+    answer = s3_client(endpoint).list_multipart_uploads(Bucket=bucket)
+    return sorted((u["Key"], u["UploadId"]) for u in answer.get("Uploads", []))
+
+
 class FailingProxy:
     """An HTTP proxy in front of the S3 server that starts failing after N uploads.
 
