@@ -60,10 +60,6 @@ import proposals
 import psycopg
 from proposals import (
     COLUMNS,
-    COPY_STAGING_BINARY,
-    CREATE_STAGING_BINARY,
-    INSERT_FROM_STAGING_BINARY,
-    STAGING_TYPES,
     UNNEST_INSERT,
     UNNEST_INSERT_BINARY,
     columns_of,
@@ -79,6 +75,7 @@ from lytics.warehouse.engine import create_sync_engine
 from lytics.warehouse.urls import libpq_dsn, render, with_database, with_driver
 from lytics_ingest_api.events import writer as ingest_writer
 from lytics_ingest_api.events.normalize import RequestContext, segment_event
+from lytics_ingest_api.events.writer import STAGING_TYPES
 
 psutil: Any  # a dev dependency: without it the CPU split is not printed
 try:
@@ -723,9 +720,9 @@ class PythonGenerator:
 @dataclass(frozen=True)
 class DbJob:
     # copy: the ceiling; copy-binary: the same, FORMAT BINARY; stage: COPY into a temp table,
-    # then INSERT .. SELECT (the writer since b45787a); stage-binary: the same with a binary
-    # COPY; unnest: INSERT .. unnest of text arrays (the writer before); unnest-binary: the
-    # same with binary arrays
+    # then INSERT .. SELECT (the writer's own statements, binary COPY since 36ee0bb);
+    # unnest: INSERT .. unnest of text arrays (the writer before b45787a); unnest-binary:
+    # the same with binary arrays
     mode: str
     dsn: str
     template: list[Any]  # one row as the normalizer makes it, in COLUMNS order
@@ -760,19 +757,11 @@ def _db_write(job: DbJob, cur: psycopg.Cursor[Any], rows: list[list[Any]]) -> No
             copy.set_types([*STAGING_TYPES[:-1], "jsonb"])
             for row in rows:
                 copy.write_row(row)
-    elif job.mode in ("stage", "stage-binary"):
-        binary = job.mode == "stage-binary"
-        if binary:
-            create, copy_sql, insert = (
-                CREATE_STAGING_BINARY,
-                COPY_STAGING_BINARY,
-                INSERT_FROM_STAGING_BINARY,
-            )
-        else:
-            create, copy_sql, insert, _ = staging_statements()
+    elif job.mode == "stage":
+        create, copy_sql, insert, _ = staging_statements()
         cur.execute(create)  # every transaction, as the writer does (pgbouncer-safe)
         with cur.copy(copy_sql) as copy:
-            if binary:
+            if "BINARY" in copy_sql:
                 copy.set_types(STAGING_TYPES)
             for row in rows:
                 copy.write_row(row)
@@ -1195,10 +1184,6 @@ class Bench:
                 "(a2) writer: COPY temp+INSERT..SELECT" if own else "(a2) COPY temp+INSERT..SELECT"
             )
             self.results["a2"] = self.db_phase("a2", "stage", label, head, tail)
-            self.log("a2b: the same with a binary COPY (payload staged as text)")
-            self.results["a2b"] = self.db_phase(
-                "a2b", "stage-binary", "(a2b) the same, COPY (FORMAT BINARY)", head, tail
-            )
             self.log("a3: INSERT .. unnest(text arrays), the writer before b45787a")
             self.results["a3"] = self.db_phase(
                 "a3", "unnest", "(a3) INSERT..unnest, text arrays (%s)", head, tail

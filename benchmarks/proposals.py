@@ -44,54 +44,12 @@ RETURNING project_id, message_id
 """
 UNNEST_INSERT_BINARY = UNNEST_INSERT.replace("%s", "%b")
 
-# COPY in binary format into a staging table whose payload is text (cast once in the
-# INSERT): no per-value text formatting on the client. A new table name, so a server
-# connection kept by pgbouncer with the old `events_staging` (payload jsonb) is no trap.
-BINARY_TYPES = {
-    "project_id": "int8",
-    "timestamp": "timestamptz",
-    "original_timestamp": "timestamptz",
-    "sent_at": "timestamptz",
-    "received_at": "timestamptz",
-    "timestamp_clamped": "bool",
-}
-STAGING_TYPES = [BINARY_TYPES.get(c, "text") for c in COLUMNS]
-_COLUMN_LIST = ", ".join(COLUMNS)
-CREATE_STAGING_BINARY = (
-    "CREATE TEMPORARY TABLE IF NOT EXISTS events_staging_bin ("
-    + ", ".join(f"{c} {t}" for c, t in zip(COLUMNS, STAGING_TYPES, strict=True))
-    + ") ON COMMIT DELETE ROWS"
-)
-COPY_STAGING_BINARY = f"COPY events_staging_bin ({_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)"
-INSERT_FROM_STAGING_BINARY = (
-    f"INSERT INTO raw.events ({_COLUMN_LIST}) "
-    f"SELECT {_COLUMN_LIST.replace('payload', 'payload::jsonb')} FROM events_staging_bin "
-    "ON CONFLICT (project_id, message_id) DO NOTHING RETURNING project_id, message_id"
-)
-
 
 def columns_of(rows: list[Any]) -> list[list[Any]]:
     """EventRows (or rows as lists in COLUMNS order) as one list per column."""
     if rows and isinstance(rows[0], EventRow):
         return [[getattr(row, name) for row in rows] for name in COLUMNS]
     return [[row[i] for row in rows] for i in range(len(COLUMNS))]
-
-
-def _binary_copy() -> None:
-    """The writer's COPY-to-temp, with the COPY in binary format (payload staged as text)."""
-    from lytics_ingest_api.events import writer
-
-    async def _insert(self: Any, rows: list[EventRow]) -> set[tuple[int, str]]:
-        async with self._pool.connection() as conn, conn.transaction():
-            await conn.execute(CREATE_STAGING_BINARY)
-            async with conn.cursor().copy(COPY_STAGING_BINARY) as copy:
-                copy.set_types(STAGING_TYPES)
-                for row in rows:
-                    await copy.write_row([getattr(row, name) for name in COLUMNS])
-            cur = await conn.execute(INSERT_FROM_STAGING_BINARY)
-            return {(pid, mid) for pid, mid in await cur.fetchall()}
-
-    setattr(writer.EventWriter, "_insert", _insert)  # noqa: B010
 
 
 def _unnest_binary() -> None:
@@ -154,7 +112,6 @@ def _gc_freeze() -> None:
 
 
 BEFORE_CREATE: dict[str, Callable[[], None]] = {
-    "binary-copy": _binary_copy,
     "unnest-binary": _unnest_binary,
     "unnest-binary-autocommit": _unnest_binary_autocommit,
     "no-pool-check": _no_pool_check,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
@@ -63,3 +66,18 @@ def ingest_pool(settings: Settings, *, max_size: int = 10) -> AsyncConnectionPoo
 def reader_pool(settings: Settings, *, max_size: int = 4) -> AsyncConnectionPool[AsyncConnection]:
     """Connections for the read API: one project's rows per transaction (row-level security)."""
     return _pool(libpq_dsn(settings.require_database_url()), READER_ROLE, max_size, "reader")
+
+
+@asynccontextmanager
+async def project_transaction(
+    pool: AsyncConnectionPool[AsyncConnection], project_id: int
+) -> AsyncIterator[AsyncConnection]:
+    """A reader transaction that sees one project's rows and nothing else.
+
+    Row-level security keys every policy on `lytics.project_id`; `SET LOCAL`
+    semantics (is_local = true) end it with the transaction, so a pooled
+    connection never carries one project's scope into another's request.
+    """
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute("SELECT set_config('lytics.project_id', %s, true)", (str(project_id),))
+        yield conn

@@ -39,7 +39,7 @@ from lytics.settings import MissingSettingError, Settings
 from lytics.warehouse.engine import create_sync_engine
 from lytics_ingest_api.admission import admit
 from lytics_ingest_api.auth import Principal, require_secret_key
-from lytics_ingest_api.database import READER_ROLE
+from lytics_ingest_api.database import READER_ROLE, project_transaction
 from lytics_ingest_api.errors import ApiError, bad_request
 
 log = logging.getLogger(__name__)
@@ -353,10 +353,7 @@ GROUP BY status ORDER BY status
 )
 async def digest_status(request: Request[Any, Any, Any]) -> dict[str, Any]:
     principal = await _principal(request)
-    async with request.app.state.reader_pool.connection() as conn, conn.transaction():
-        await conn.execute(
-            "SELECT set_config('lytics.project_id', %s, true)", (str(principal.project_id),)
-        )
+    async with project_transaction(request.app.state.reader_pool, principal.project_id) as conn:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(LAST_RUN)
         last = await cur.fetchone()
@@ -483,10 +480,7 @@ async def unsubscribe(
 )
 async def email_events_summary(request: Request[Any, Any, Any]) -> dict[str, Any]:
     principal = await _principal(request)
-    async with request.app.state.reader_pool.connection() as conn, conn.transaction():
-        await conn.execute(
-            "SELECT set_config('lytics.project_id', %s, true)", (str(principal.project_id),)
-        )
+    async with project_transaction(request.app.state.reader_pool, principal.project_id) as conn:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(SUMMARY_BY_TYPE)
         by_type = {r["event_type"]: int(r["events"]) for r in await cur.fetchall()}

@@ -24,6 +24,7 @@ from lytics.exports.windows import Frequency
 from lytics.settings import Settings
 from lytics_ingest_api.admission import admit
 from lytics_ingest_api.auth import Principal, require_secret_key
+from lytics_ingest_api.database import project_transaction
 from lytics_ingest_api.errors import ApiError, bad_request
 
 # Enough for a quarter of hourly partitions or a year of daily ones per request.
@@ -58,10 +59,7 @@ GROUP BY p.status
 async def _rows(
     request: Request[Any, Any, Any], principal: Principal, query: str, params: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    async with request.app.state.reader_pool.connection() as conn, conn.transaction():
-        await conn.execute(
-            "SELECT set_config('lytics.project_id', %s, true)", (str(principal.project_id),)
-        )
+    async with project_transaction(request.app.state.reader_pool, principal.project_id) as conn:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(query, params)
         rows: list[dict[str, Any]] = await cur.fetchall()

@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 
 from lytics_ingest_api.admission import admit
 from lytics_ingest_api.auth import require_secret_key
+from lytics_ingest_api.database import project_transaction
 
 ACCOUNTS = """
 SELECT login, name, type, html_url, public_repos, followers, synced_at
@@ -58,8 +59,7 @@ async def _scoped(request: Request[Any, Any, Any]) -> tuple[Any, int, str]:
 )
 async def github_user(request: Request[Any, Any, Any]) -> dict[str, Any]:
     pool, project_id, slug = await _scoped(request)
-    async with pool.connection() as conn, conn.transaction():
-        await conn.execute("SELECT set_config('lytics.project_id', %s, true)", (str(project_id),))
+    async with project_transaction(pool, project_id) as conn:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(ACCOUNTS)
         accounts = await cur.fetchall()
@@ -80,8 +80,7 @@ async def github_repos(
     sort: Annotated[Literal["stars", "name", "pushed"], QueryParameter()] = "stars",
 ) -> dict[str, Any]:
     pool, project_id, slug = await _scoped(request)
-    async with pool.connection() as conn, conn.transaction():
-        await conn.execute("SELECT set_config('lytics.project_id', %s, true)", (str(project_id),))
+    async with project_transaction(pool, project_id) as conn:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(REPOS.format(order=ORDERS[sort]), {"limit": limit, "offset": offset})
         repos = await cur.fetchall()

@@ -12,11 +12,11 @@ from typing import Annotated, Any
 
 from litestar import Request, get
 from litestar.params import FromQuery, QueryParameter
-from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from lytics_ingest_api.admission import admit
-from lytics_ingest_api.auth import Principal, require_secret_key
+from lytics_ingest_api.auth import require_secret_key
+from lytics_ingest_api.database import project_transaction
 
 RECENT_EVENTS = """
 SELECT message_id, type, event, anonymous_id, user_id, session_id, timestamp, received_at,
@@ -54,12 +54,6 @@ GROUP BY provider ORDER BY messages DESC, provider
 """
 
 
-async def _scoped(conn: AsyncConnection, principal: Principal) -> None:
-    await conn.execute(
-        "SELECT set_config('lytics.project_id', %s, true)", (str(principal.project_id),)
-    )
-
-
 @get("/v1/events/recent", operation_id="events_recent", tags=["reads"], summary="Latest events")
 async def recent_events(
     request: Request[Any, Any, Any],
@@ -67,8 +61,7 @@ async def recent_events(
 ) -> dict[str, Any]:
     principal = await require_secret_key(request)
     admit(request, principal)
-    async with request.app.state.reader_pool.connection() as conn, conn.transaction():
-        await _scoped(conn, principal)
+    async with project_transaction(request.app.state.reader_pool, principal.project_id) as conn:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(RECENT_EVENTS, {"limit": limit})
         rows = await cur.fetchall()
@@ -103,8 +96,7 @@ async def messages(
         "since": since,
         "q": q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") if q else None,
     }
-    async with request.app.state.reader_pool.connection() as conn, conn.transaction():
-        await _scoped(conn, principal)
+    async with project_transaction(request.app.state.reader_pool, principal.project_id) as conn:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(MESSAGES, params)
         rows = await cur.fetchall()
@@ -115,8 +107,7 @@ async def messages(
 async def stats(request: Request[Any, Any, Any]) -> dict[str, Any]:
     principal = await require_secret_key(request)
     admit(request, principal)
-    async with request.app.state.reader_pool.connection() as conn, conn.transaction():
-        await _scoped(conn, principal)
+    async with project_transaction(request.app.state.reader_pool, principal.project_id) as conn:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(STATS)
         totals = await cur.fetchone() or {}
