@@ -5,11 +5,14 @@ Part 1 (build): one UTC day of N events (default one million) is loaded into
 
   ceiling  a single hand-written GROUP BY over the same raw rows computing the
            day's pageviews, unique visitors, sessions (SDK ids) and conversions;
-  ours     the Dagster + dbt path: `refresh_metrics` for that partition, i.e. one
-           `dbt build` of every model and test, with the sensors' metadata work.
+  ours     the Dagster + dbt path: the dbt assets and checks for that partition,
+           i.e. one `dbt build` of every model and test, with the metadata work
+           (best of two runs, as the ceiling is the best of three);
+  fixed    the same path for a day without events: what a run costs whatever the
+           data (dbt's start-up and parse, 67 nodes' DDL, Dagster's step).
 
-It prints both, the ratio, and dbt's own per-model execution time (without the
-dbt process start-up and the tests).
+It prints the ceiling, both paths, the data-dependent part (ours - fixed) and
+the ratios, and dbt's own per-model execution time.
 
 Part 2 (latency, `--latency`): starts `lytics dev` in a fresh data folder, sends
 one event through the API and polls the marts until its day shows it: the
@@ -135,7 +138,7 @@ def ceiling(url: str, repeats: int = 3) -> tuple[float, list[Any]]:
     return best, rows
 
 
-def ours(url: str) -> tuple[float, float, dict[str, float], bool]:
+def ours(url: str, day: date = DAY) -> tuple[float, float, dict[str, float], bool]:
     import dagster as dg
 
     os.environ["DATABASE_URL"] = url
@@ -153,7 +156,7 @@ def ours(url: str) -> tuple[float, float, dict[str, float], bool]:
             [assets, *CHECKS],
             instance=instance,
             resources=resources,
-            partition_key=DAY.isoformat(),
+            partition_key=day.isoformat(),
             raise_on_error=False,
         )
         wall = time.perf_counter() - began
@@ -269,19 +272,25 @@ def main() -> None:
             loaded = load(url, args.events)
             print(f"loaded {args.events:,} events for {DAY} in {loaded:.1f}s (COPY)")
             best, rows = ceiling(url)
-            wall, models, per_node, ok = ours(url)
-            ratio_wall, ratio_models = wall / best, models / best
-            print(f"\n{'path':<44}{'seconds':>10}{'x ceiling':>12}")
-            print(f"{'ceiling: one hand-written GROUP BY':<44}{best:>10.2f}{1.0:>12.2f}")
-            for label, seconds, ratio in (
-                ("dbt models only (run_results execution)", models, ratio_models),
-                ("Dagster + dbt build (models, tests, checks)", wall, ratio_wall),
+            fixed, _, _, fixed_ok = ours(url, DAY + timedelta(days=7))
+            runs = [ours(url) for _ in range(2)]
+            wall, models, per_node, ok = min(runs, key=lambda run: run[0])
+            ok = ok and fixed_ok and all(run[3] for run in runs)
+            marginal = wall - fixed
+            print(f"\n{'path':<48}{'seconds':>10}{'x ceiling':>12}")
+            for label, seconds in (
+                ("ceiling: one hand-written GROUP BY", best),
+                ("dbt models only (run_results execution)", models),
+                ("Dagster + dbt build, 1M-event day (ours)", wall),
+                ("the same for a day without events (fixed)", fixed),
+                ("ours - fixed: the part that grows with data", marginal),
             ):
-                print(f"{label:<44}{seconds:>10.2f}{ratio:>12.2f}")
+                print(f"{label:<48}{seconds:>10.2f}{seconds / best:>12.2f}")
             print(
-                f"run succeeded: {ok}; target <= 2x ceiling: "
-                f"{'PASS' if ratio_wall <= 2 else 'MISS'} (whole path), "
-                f"{'PASS' if ratio_models <= 2 else 'MISS'} (models)"
+                f"runs: {', '.join(f'{run[0]:.2f}s' for run in runs)}; succeeded: {ok}; "
+                f"target <= 2x ceiling: "
+                f"{'PASS' if wall <= 2 * best else 'MISS'} (whole path), "
+                f"{'PASS' if marginal <= 2 * best else 'MISS'} (data-dependent part)"
             )
             slowest = sorted(per_node.items(), key=lambda kv: -kv[1])[:6]
             print(

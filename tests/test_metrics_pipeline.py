@@ -7,6 +7,7 @@ its own day once the sensor has run; re-running a partition changes nothing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
@@ -22,6 +23,7 @@ from lytics import api_keys
 from lytics.projects import get_project
 from lytics.settings import Settings
 from lytics_assets.metrics.checks import reconciles_with_raw
+from lytics_assets.metrics.project import TARGET_DIR
 from lytics_assets.metrics.sensors import raw_data_sensor
 from lytics_assets.resources import WarehouseResource
 from lytics_ingest_api.app import create_app
@@ -182,11 +184,18 @@ def test_dashboard_tiles_equal_the_ground_truth(
 
 
 @pytest.mark.slow
+def _last_dbt_vars() -> Any:
+    runs = sorted(TARGET_DIR.glob("lytics_dbt-*/run_results.json"), key=lambda p: p.stat().st_mtime)
+    return json.loads(runs[-1].read_text())["args"].get("vars")
+
+
 def test_backfill_equals_day_by_day_and_rerunning_changes_nothing(
     pipeline: Pipeline, truth: dict[str, Any], engine: Engine
 ) -> None:
     for day in DAYS:
         assert pipeline.build(day).success
+        # The window travels as session settings, not --vars: dbt's parse stays reusable.
+        assert _last_dbt_vars() == {}
     day_by_day = snapshot(engine)
     assert day_by_day["daily_site_metrics"], "nothing was built"
     # The same days again, as one backfill over the range.

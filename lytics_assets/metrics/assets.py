@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from lytics_assets.metrics.partitions import daily
 from lytics_assets.metrics.project import DBT_DIR, DBT_EXECUTABLE, ensure_manifest
+from lytics_assets.metrics.run_settings import session_settings
 from lytics_assets.metrics.translator import LyticsDbtTranslator
 from lytics_assets.metrics.window_metadata import window_metadata
 from lytics_assets.resources import WarehouseResource
@@ -52,11 +53,16 @@ def build_dbt_assets() -> dg.AssetsDefinition:
             watermark: int = conn.execute(
                 text("SELECT coalesce(max(id), 0) FROM raw.events")
             ).scalar_one()
-            dbt_vars = {"start_date": start, "end_date": end, "max_event_id": watermark}
             context.log.info(
                 "building dbt models for %s to %s up to event %s", start, end, watermark
             )
-            invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)
+            run_values = {
+                "lytics.window_start": start,
+                "lytics.window_end": end,
+                "lytics.max_event_id": str(watermark),
+            }
+            with session_settings(run_values):
+                invocation = dbt.cli(["build"], context=context)
             for event in invocation.stream():
                 key = (
                     context.asset_key_for_output(event.output_name)

@@ -13,7 +13,8 @@ from lytics.warehouse.urls import dbt_env
 DBT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 TARGET_DIR = DBT_DIR / "target"
 MANIFEST = TARGET_DIR / "manifest.json"
-DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
+# dbt itself, behind a launcher that answers `--version` cheaply (see dbt_launcher).
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "lytics-dbt")
 _SOURCES = ("dbt_project.yml", "profiles.yml", "models", "macros", "tests")
 
 

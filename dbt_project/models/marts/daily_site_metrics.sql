@@ -4,24 +4,20 @@
     indexes=[{'columns': ['project_id', 'metric_date'], 'unique': true}],
 ) }}
 -- The dashboard's numbers per project and day.
-with events as (
-    select e.*, (e.type = 'track' and e.event_name = any(p.conversion_events)) as is_conversion
-    from {{ ref('stg_events') }} as e
-    join {{ ref('stg_projects') }} as p using (project_id)
-    where e.event_at >= {{ window_start_ts() }} and e.event_at < {{ window_end_ts() }}
-      and {{ upto_watermark('e.event_id') }}
-),
-
-by_day as (
+-- Events, pageviews, unique visitors and conversions are sums over daily_visitors
+-- (one row per visitor and day, built in the same run from the same rows): this
+-- model reads no events itself.
+with visitors as (
     select
         project_id,
-        event_date as metric_date,
-        count(*) as events,
-        count(*) filter (where type = 'page') as pageviews,
-        count(distinct visitor_id) as unique_visitors,
-        count(*) filter (where is_conversion) as conversions
-    from events
-    group by project_id, event_date
+        visit_date as metric_date,
+        sum(events)::bigint as events,
+        sum(pageviews)::bigint as pageviews,
+        count(visitor_id) as unique_visitors,
+        sum(conversions)::bigint as conversions
+    from {{ ref('daily_visitors') }}
+    where {{ in_window('visit_date') }}
+    group by project_id, visit_date
 ),
 
 sessions as (
@@ -48,5 +44,5 @@ select
          else round(s.bounces::numeric / s.sessions, 4) end as bounce_rate,
     round(s.avg_session_duration_seconds, 1) as avg_session_duration_seconds,
     d.conversions
-from by_day as d
+from visitors as d
 left join sessions as s using (project_id, metric_date)

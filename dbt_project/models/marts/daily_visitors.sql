@@ -4,13 +4,17 @@
     indexes=[{'columns': ['project_id', 'visit_date']}],
 ) }}
 -- One row per visitor and day: unique visitors over any range are exact, not sums of days.
+-- Conversions are counted here too (track events named in the project's list), so
+-- daily_site_metrics adds up this table instead of reading every event again.
 select
-    project_id,
-    event_date as visit_date,
-    visitor_id,
+    e.project_id,
+    e.event_date as visit_date,
+    e.visitor_id,
     count(*) as events,
-    count(*) filter (where type = 'page') as pageviews
-from {{ ref('stg_events') }}
-where event_at >= {{ window_start_ts() }} and event_at < {{ window_end_ts() }}
-      and {{ upto_watermark('event_id') }}
-group by project_id, event_date, visitor_id
+    count(*) filter (where e.type = 'page') as pageviews,
+    count(*) filter (where e.type = 'track' and e.event_name = any(p.conversion_events)) as conversions
+from {{ ref('stg_events') }} as e
+left join {{ ref('stg_projects') }} as p using (project_id)
+where e.event_at >= {{ window_start_ts() }} and e.event_at < {{ window_end_ts() }}
+      and {{ upto_watermark('e.event_id') }}
+group by e.project_id, e.event_date, e.visitor_id

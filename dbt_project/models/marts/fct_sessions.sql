@@ -7,8 +7,12 @@
 -- a visitor's events form a session until {{ var('session_timeout_minutes') }} minutes pass without one.
 -- Sessions are split at UTC midnight, so every day can be rebuilt on its own and a
 -- backfill gives exactly what the day-by-day path gave.
-with events as (
-    select *
+--
+-- This is the heaviest model (one sort of every event in the window), so it reads
+-- only the columns it needs and scans raw.events twice instead of materializing a
+-- CTE, and parses the referrer's host once per session, not once per event.
+with events as not materialized (
+    select project_id, event_date, visitor_id, session_id, event_id, event_at, type, path, referrer, utm_source
     from {{ ref('stg_events') }}
     where event_at >= {{ window_start_ts() }} and event_at < {{ window_end_ts() }}
       and {{ upto_watermark('event_id') }}
@@ -38,21 +42,25 @@ inferred as (
     from unlabelled
 ),
 
+-- A session is (reference, number): the SDK's id with number 0, or the visitor with
+-- its 1-based inferred number. Grouping on the plain id (byte order, "C") instead of
+-- a prefixed string keeps the sort's comparisons short.
 keyed as (
-    select project_id, event_date, 'sid:' || session_id as session_key, visitor_id, event_id,
-           event_at, type, path, referrer_host, utm_source
+    select project_id, event_date, session_id collate "C" as session_ref, 0::bigint as session_number,
+           visitor_id, event_id, event_at, type, path, referrer, utm_source
     from events
     where session_id is not null
     union all
-    select project_id, event_date, 'inf:' || visitor_id || ':' || session_number, visitor_id, event_id,
-           event_at, type, path, referrer_host, utm_source
+    select project_id, event_date, visitor_id collate "C", session_number,
+           visitor_id, event_id, event_at, type, path, referrer, utm_source
     from inferred
 )
 
 select
     project_id,
     event_date as session_date,
-    session_key,
+    case when session_number = 0 then 'sid:' || session_ref
+         else 'inf:' || session_ref || ':' || session_number end as session_key,
     min(visitor_id) as visitor_id,
     min(event_at) as started_at,
     max(event_at) as ended_at,
@@ -61,8 +69,10 @@ select
     count(*) filter (where type = 'page') as pageviews,
     -- A bounce: the session is a single pageview and nothing else.
     (count(*) = 1 and bool_and(type = 'page')) as is_bounce,
+    -- The three ordered aggregates share one ordering, so Postgres sorts the input
+    -- once (by group, then time) and feeds every aggregate presorted rows.
     (array_agg(path order by event_at, event_id) filter (where type = 'page'))[1] as landing_path,
-    (array_agg(referrer_host order by event_at, event_id))[1] as referrer_host,
+    {{ url_host('(array_agg(referrer order by event_at, event_id))[1]') }} as referrer_host,
     (array_agg(utm_source order by event_at, event_id) filter (where utm_source is not null))[1] as utm_source
 from keyed
-group by project_id, event_date, session_key
+group by session_ref, session_number, project_id, event_date

@@ -1,0 +1,101 @@
+"""How Dagster starts dbt: the run's values as session settings, and a cheap `--version`.
+
+What must hold: the partition window and the watermark reach dbt's connections
+without changing dbt's parse inputs (no per-run --vars), nothing else can ride in
+on them, the environment is restored afterwards, and `lytics-dbt --version`
+answers dagster-dbt's version probe without loading dbt.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from lytics.warehouse.urls import libpq_dsn
+from lytics_assets.metrics.project import DBT_EXECUTABLE
+from lytics_assets.metrics.run_settings import pgoptions, session_settings
+
+
+def test_pgoptions_appends_one_option_per_setting() -> None:
+    options = pgoptions(
+        {"lytics.window_start": "2026-03-02", "lytics.max_event_id": "42"}, "-c statement_timeout=0"
+    )
+    assert options == (
+        "-c statement_timeout=0 -c lytics.window_start=2026-03-02 -c lytics.max_event_id=42"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("lytics.window_start", "2026-03-02 -c search_path=evil"),
+        ("lytics.window_start", ""),
+        ("search_path", "public"),
+        ("lytics.window_start", "2026'03"),
+    ],
+)
+def test_pgoptions_refuses_values_that_could_carry_another_option(name: str, value: str) -> None:
+    with pytest.raises(ValueError, match="unsafe session setting"):
+        pgoptions({name: value})
+
+
+def test_session_settings_reach_a_new_connection_and_are_removed_after(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PGOPTIONS", raising=False)
+    query = "SELECT current_setting('lytics.window_start', true)"
+    with session_settings({"lytics.window_start": "2026-03-02"}):
+        # libpq reads PGOPTIONS when a connection starts, as dbt's will.
+        with psycopg.connect(libpq_dsn(database_url)) as conn:
+            row = conn.execute(query).fetchone()
+        assert row == ("2026-03-02",)
+    assert "PGOPTIONS" not in os.environ
+    with psycopg.connect(libpq_dsn(database_url)) as conn:
+        row = conn.execute(query).fetchone()
+    assert row is not None
+    assert not row[0]
+
+
+def test_session_settings_keep_options_that_were_already_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PGOPTIONS", "-c work_mem=64MB")
+    with session_settings({"lytics.max_event_id": "7"}):
+        assert os.environ["PGOPTIONS"] == "-c work_mem=64MB -c lytics.max_event_id=7"
+    assert os.environ["PGOPTIONS"] == "-c work_mem=64MB"
+
+
+def test_launcher_answers_the_version_probe_without_loading_dbt() -> None:
+    answer = subprocess.run(
+        [DBT_EXECUTABLE, "--version"], capture_output=True, text=True, check=True
+    )
+    assert f"installed: {version('dbt-core')}" in answer.stdout
+    # dbt needs seconds to import; the launcher must not import it for this answer.
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.argv = ['lytics-dbt', '--version'];"
+            "from lytics_assets.metrics.dbt_launcher import main; main();"
+            "print('dbt loaded' if 'dbt.cli.main' in sys.modules else 'dbt not loaded')",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert probe.stdout.strip().endswith("dbt not loaded"), probe.stdout
+
+
+def test_launcher_hands_other_commands_to_dbt(tmp_path: Path) -> None:
+    answer = subprocess.run(
+        [DBT_EXECUTABLE, "--help"], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
+    assert answer.returncode == 0, answer.stderr
+    assert "build" in answer.stdout
+    assert "Usage" in answer.stdout
