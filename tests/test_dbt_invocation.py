@@ -16,9 +16,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy import make_url
 
 from lytics.warehouse.urls import libpq_dsn
-from lytics_assets.metrics.project import DBT_EXECUTABLE
+from lytics_assets.metrics.project import DBT_EXECUTABLE, ensure_manifest, manifest_is_current
 from lytics_assets.metrics.run_settings import pgoptions, session_settings
 
 
@@ -99,3 +100,16 @@ def test_launcher_hands_other_commands_to_dbt(tmp_path: Path) -> None:
     assert answer.returncode == 0, answer.stderr
     assert "build" in answer.stdout
     assert "Usage" in answer.stdout
+
+
+def test_a_parse_made_for_another_database_is_not_reused(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # dbt reuses its saved parse only for the same connection profile; a manifest
+    # parsed for another database would make every run re-parse from scratch.
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    ensure_manifest()
+    assert manifest_is_current()
+    another = make_url(database_url).set(database="another_database")
+    monkeypatch.setenv("DATABASE_URL", another.render_as_string(hide_password=False))
+    assert not manifest_is_current()

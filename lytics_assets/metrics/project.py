@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -28,12 +30,29 @@ def _newest_source_mtime() -> float:
     return newest
 
 
+# What the saved parse was made for. dbt's partial parse (target/partial_parse.msgpack,
+# which dagster-dbt copies into every run) is only reused when the connection profile
+# matches; parsed for another database, every run would re-parse from scratch.
+PARSED_FOR = TARGET_DIR / ".parsed_for"
+
+
+def _connection_fingerprint() -> str:
+    settings = json.dumps(sorted(dbt_environment().items()))
+    return hashlib.sha256(settings.encode()).hexdigest()
+
+
 def manifest_is_current() -> bool:
-    return MANIFEST.exists() and MANIFEST.stat().st_mtime >= _newest_source_mtime()
+    return (
+        MANIFEST.exists()
+        and MANIFEST.stat().st_mtime >= _newest_source_mtime()
+        and PARSED_FOR.exists()
+        and PARSED_FOR.read_text() == _connection_fingerprint()
+    )
 
 
 def ensure_manifest() -> Path:
-    """Parse the project when the manifest is missing or older than the models (~3 s).
+    """Parse the project when the manifest is missing, older than the models or
+    parsed for another database (~3 s).
 
     The webserver and the daemon load the code location at the same moment; a
     file lock makes one of them parse while the other waits for the result.
@@ -60,6 +79,7 @@ def ensure_manifest() -> Path:
                 env={**os.environ, **dbt_environment()},
                 cwd=DBT_DIR,
             )
+            PARSED_FOR.write_text(_connection_fingerprint())
     return MANIFEST
 
 
