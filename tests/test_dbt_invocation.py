@@ -16,10 +16,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import make_url
+from sqlalchemy import Engine, make_url, text
 
-from lytics.warehouse.urls import libpq_dsn
-from lytics_assets.metrics.project import DBT_EXECUTABLE, ensure_manifest, manifest_is_current
+from lytics.warehouse.urls import dbt_env, libpq_dsn
+from lytics_assets.metrics.project import (
+    DBT_DIR,
+    DBT_EXECUTABLE,
+    TARGET_DIR,
+    ensure_manifest,
+    manifest_is_current,
+)
 from lytics_assets.metrics.run_settings import pgoptions, session_settings
 
 
@@ -113,3 +119,38 @@ def test_a_parse_made_for_another_database_is_not_reused(
     another = make_url(database_url).set(database="another_database")
     monkeypatch.setenv("DATABASE_URL", another.render_as_string(hide_password=False))
     assert not manifest_is_current()
+
+
+def test_the_raw_events_constraints_test_fails_when_a_constraint_is_gone(
+    database_url: str, engine: Engine
+) -> None:
+    # stg_events' keys are not re-scanned on every build because raw.events enforces
+    # them; this dbt test is what notices if that stops being true.
+    def dbt_test() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                DBT_EXECUTABLE,
+                "test",
+                "--select",
+                "raw_events_constraints",
+                "--project-dir",
+                str(DBT_DIR),
+                "--profiles-dir",
+                str(DBT_DIR),
+                "--target-path",
+                str(TARGET_DIR / "constraints-test"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, **dbt_env(database_url)},
+            cwd=DBT_DIR,
+        )
+
+    passing = dbt_test()
+    assert passing.returncode == 0, passing.stdout
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE raw.events DROP CONSTRAINT ck_events_type"))
+    failing = dbt_test()
+    assert failing.returncode == 1, failing.stdout
+    assert "Got 1 result" in failing.stdout
