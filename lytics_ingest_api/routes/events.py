@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.handlers import HTTPRouteHandler
@@ -32,7 +33,7 @@ from lytics_ingest_api.events.normalize import (
 from lytics_ingest_api.events.timestamps import TimestampError, parse_time
 from lytics_ingest_api.events.writer import EventWriter, WriterClosedError
 from lytics_ingest_api.incoming import Incoming
-from lytics_ingest_api.observability import EVENTS, note
+from lytics_ingest_api.observability import count_events, note
 from lytics_ingest_api.openapi_docs import (
     BATCH_BODY,
     COLLECT_BODY,
@@ -47,22 +48,15 @@ MAX_BATCH_EVENTS = 2500
 SEGMENT_KINDS = ("track", "identify", "page", "screen", "group", "alias")
 
 
-@dataclass
-class Outcome:
-    index: int
-    message_id: str | None
-    status: str  # accepted, duplicate, rejected
-    error: str | None = None
-    field: str | None = None
-    reason: str | None = None
+class Outcome(msgspec.Struct, omit_defaults=True):
+    """One event's fate, encoded as it appears in a batch answer's `results`."""
 
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"index": self.index, "status": self.status}
-        if self.message_id is not None:
-            out["messageId"] = self.message_id
-        if self.error is not None:
-            out.update(error=self.reason, message=self.error, field=self.field)
-        return out
+    index: int
+    status: str  # accepted, duplicate, rejected
+    messageId: str | None = None
+    error: str | None = None  # a rejection's code
+    message: str | None = None
+    field: str | None = None
 
 
 def _context(request: Incoming, principal: Principal, source: str) -> RequestContext:
@@ -107,11 +101,11 @@ async def ingest(
         try:
             row = normalize(event, ctx)
         except EventError as exc:
-            outcomes.append(Outcome(index, None, "rejected", exc.message, exc.field, exc.code))
-            EVENTS.labels("rejected", exc.code).inc()
+            outcomes.append(Outcome(index, "rejected", None, exc.code, exc.message, exc.field))
+            count_events("rejected", exc.code)
             continue
         positions.append(len(outcomes))
-        outcomes.append(Outcome(index, row.message_id, "accepted"))
+        outcomes.append(Outcome(index, "accepted", row.message_id))
         rows.append(row)
     for position, new in zip(positions, await _store(request.app.state, rows), strict=True):
         if not new:
@@ -119,21 +113,21 @@ async def ingest(
     accepted = sum(o.status == "accepted" for o in outcomes)
     duplicates = sum(o.status == "duplicate" for o in outcomes)
     if accepted:
-        EVENTS.labels("accepted", "").inc(accepted)
+        count_events("accepted", "", accepted)
     if duplicates:
-        EVENTS.labels("duplicate", "").inc(duplicates)
+        count_events("duplicate", "", duplicates)
     note(request.scope, events=len(outcomes), accepted=accepted, duplicates=duplicates)
     return outcomes
 
 
 def _single_answer(outcome: Outcome, headers: dict[str, str]) -> Answer:
     if outcome.status == "rejected":
-        status = 413 if outcome.reason == "too_large" else 400
-        problem = {"error": outcome.reason, "message": outcome.error, "field": outcome.field}
+        status = 413 if outcome.error == "too_large" else 400
+        problem = {"error": outcome.error, "message": outcome.message, "field": outcome.field}
         return json_answer(status, problem, headers)
     body: dict[str, Any] = {
         "success": True,
-        "messageId": outcome.message_id,
+        "messageId": outcome.messageId,
         "status": outcome.status,
     }
     return json_answer(200, body, headers)
@@ -147,7 +141,7 @@ def _many_answer(outcomes: list[Outcome], headers: dict[str, str]) -> Answer:
         "success": counts["rejected"] == 0,
         "received": len(outcomes),
         **counts,
-        "results": [o.as_json() for o in outcomes],
+        "results": outcomes,
     }
     # Nothing usable at all is a client error; a partly bad batch is answered
     # per event (the good ones are stored, the bad ones will never be).
@@ -235,7 +229,7 @@ def _collect_answer(outcome: Outcome, headers: dict[str, str], ctx: RequestConte
         if outcome.status == "accepted"
         else "Event already stored",
         "result": outcome.status,
-        "event_id": outcome.message_id,
+        "event_id": outcome.messageId,
         "timestamp": ctx.received_at.isoformat(),
     }
     return json_answer(200, body, headers)
@@ -266,7 +260,7 @@ async def collect_pixel(request: Incoming) -> Answer:
     ctx = _context(request, principal, "pixel")
     outcome = (await ingest(request, [params], ctx, collect_event))[0]
     if outcome.status == "rejected":
-        raise bad_request(outcome.error or "invalid event", field=outcome.field)
+        raise bad_request(outcome.message or "invalid event", field=outcome.field)
     return Answer(
         200, PIXEL, {**headers, "Cache-Control": "no-store, max-age=0"}, media_type="image/gif"
     )
