@@ -115,15 +115,14 @@ def create_orm_app() -> Litestar:
     )
 
 
-def create_lytics_app() -> Litestar:
+def create_lytics_app() -> Any:
     """The real app, with the proposals named in BENCH_PROPOSALS patched in (none by default)."""
     import proposals
 
     from lytics_ingest_api.app import create_app as create_lytics
 
     names = [n for n in os.environ.get("BENCH_PROPOSALS", "").split(",") if n]
-    app: Litestar = proposals.apply(names, create_lytics)
-    return app
+    return proposals.apply(names, create_lytics)
 
 
 TARGETS = {

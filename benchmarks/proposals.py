@@ -98,11 +98,13 @@ def _no_observability() -> None:
     from litestar.types import ASGIApp
 
     from lytics_ingest_api import app as app_module
+    from lytics_ingest_api import fast_path
 
     def passthrough(app: ASGIApp) -> ASGIApp:  # Litestar calls it with app=...
         return app
 
     setattr(app_module, "observability_middleware", passthrough)  # noqa: B010
+    setattr(fast_path, "observability_middleware", passthrough)  # noqa: B010
 
 
 def _gc_freeze() -> None:

@@ -84,7 +84,9 @@ class Settings(BaseSettings):
     # How long a verified key is remembered; a revoked key dies within this time.
     key_cache_seconds: float = Field(30.0, ge=0, validation_alias=_env("LYTICS_KEY_CACHE_SECONDS"))
     writer_max_rows: int = Field(500, ge=1, validation_alias=_env("LYTICS_WRITER_MAX_ROWS"))
-    writer_max_wait_ms: float = Field(5.0, ge=0, validation_alias=_env("LYTICS_WRITER_MAX_WAIT_MS"))
+    # No linger by default: batches grow on their own while earlier commits are in flight,
+    # and a timer only adds latency (docs/benchmarks.md, single-event requests).
+    writer_max_wait_ms: float = Field(0.0, ge=0, validation_alias=_env("LYTICS_WRITER_MAX_WAIT_MS"))
     writer_concurrency: int = Field(
         3, ge=1, le=32, validation_alias=_env("LYTICS_WRITER_CONCURRENCY")
     )

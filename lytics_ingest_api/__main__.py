@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import gc
+from typing import TYPE_CHECKING
 
 import uvicorn
-from litestar import Litestar
 
 from lytics.logs import configure_logging
 from lytics.settings import get_settings
 
+if TYPE_CHECKING:
+    from lytics_ingest_api.fast_path import IngestApp
 
-def production_app() -> Litestar:
+
+def production_app() -> IngestApp:
     """The app, with everything loaded at start-up moved out of the collector's sight.
 
     A full collection otherwise walks the ~100k long-lived objects of Litestar,

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Request
-
 from lytics_ingest_api.auth import Principal
 from lytics_ingest_api.errors import ApiError
+from lytics_ingest_api.incoming import Incoming
 from lytics_ingest_api.observability import note
 from lytics_ingest_api.rate_limit import RateLimiter
 
 
-def admit(request: Request[Any, Any, Any], principal: Principal) -> dict[str, str]:
+def admit(request: Incoming, principal: Principal) -> dict[str, str]:
     """Raise 403/429, or return the RateLimit-* headers for the answer."""
     note(request.scope, project_id=principal.project_id)
     origin = request.headers.get("origin")

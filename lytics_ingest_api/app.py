@@ -7,16 +7,17 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar
-from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from lytics.settings import Settings, get_settings
 from lytics_ingest_api.auth import KeyResolver
 from lytics_ingest_api.client_ip import parse_trusted
+from lytics_ingest_api.cors import CORS
 from lytics_ingest_api.database import ingest_pool, reader_pool
 from lytics_ingest_api.errors import EXCEPTION_HANDLERS
 from lytics_ingest_api.events.writer import EventWriter
+from lytics_ingest_api.fast_path import IngestApp
 from lytics_ingest_api.health import HealthController
 from lytics_ingest_api.observability import observability_middleware
 from lytics_ingest_api.rate_limit import RateLimiter
@@ -52,9 +53,13 @@ ROUTE_HANDLERS: list[Any] = [
 ]
 
 
-def create_app(
-    settings: Settings | None = None, *, extra_routes: list[Any] | None = None
-) -> Litestar:
+def create_app(settings: Settings | None = None) -> IngestApp:
+    """The ASGI app to serve: event endpoints on the fast path, the rest through Litestar."""
+    return IngestApp(create_litestar(settings), events.ENDPOINTS)
+
+
+def create_litestar(settings: Settings | None = None) -> Litestar:
+    """Every route, the lifespan and the OpenAPI document (the event endpoints included)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -87,31 +92,11 @@ def create_app(
             await pool.close()
 
     return Litestar(
-        route_handlers=[*ROUTE_HANDLERS, *(extra_routes or [])],
+        route_handlers=ROUTE_HANDLERS,
         lifespan=[lifespan],
         middleware=[observability_middleware],
         exception_handlers=EXCEPTION_HANDLERS,
-        cors_config=CORSConfig(
-            # Any site may send (write keys are public); per-project origin lists are
-            # enforced after authentication (lytics_ingest_api.admission).
-            allow_origins=["*"],
-            allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=[
-                "Authorization",
-                "Content-Type",
-                "Content-Encoding",
-                "X-API-Key",
-                "X-Request-ID",
-            ],
-            expose_headers=[
-                "X-Request-ID",
-                "Retry-After",
-                "RateLimit-Limit",
-                "RateLimit-Remaining",
-                "RateLimit-Reset",
-            ],
-            max_age=86400,
-        ),
+        cors_config=CORS,
         openapi_config=OpenAPIConfig(
             title="Lytics ingest API",
             version="0.1.0",

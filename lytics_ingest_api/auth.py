@@ -15,12 +15,12 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from litestar import Request
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from lytics.api_keys import hash_key
 from lytics_ingest_api.errors import ApiError, unauthorized
+from lytics_ingest_api.incoming import Incoming
 
 KeyKind = Literal["write", "secret"]
 NEGATIVE_CACHE_S = 2.0
@@ -74,7 +74,7 @@ class KeyResolver:
         return principal
 
 
-def basic_username(request: Request[Any, Any, Any]) -> str | None:
+def basic_username(request: Incoming) -> str | None:
     """Segment-style: the write key is the Basic-auth username, the password is empty."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
@@ -87,12 +87,12 @@ def basic_username(request: Request[Any, Any, Any]) -> str | None:
     return decoded.partition(":")[0] or None
 
 
-def bearer_token(request: Request[Any, Any, Any]) -> str | None:
+def bearer_token(request: Incoming) -> str | None:
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     return value.strip() or None if scheme.lower() == "bearer" else None
 
 
-def write_key_candidates(request: Request[Any, Any, Any], body: Any = None) -> str | None:
+def write_key_candidates(request: Incoming, body: Any = None) -> str | None:
     """Basic auth, `X-API-Key`, `writeKey` in the body, or `?writeKey=` (beacons and pixels
     cannot set headers)."""
     key = basic_username(request) or request.headers.get("x-api-key")
@@ -102,7 +102,7 @@ def write_key_candidates(request: Request[Any, Any, Any], body: Any = None) -> s
     return key or request.query_params.get("writeKey") or None
 
 
-async def require_write_key(request: Request[Any, Any, Any], body: Any = None) -> Principal:
+async def require_write_key(request: Incoming, body: Any = None) -> Principal:
     key = write_key_candidates(request, body)
     if not key:
         raise unauthorized(
@@ -115,7 +115,7 @@ async def require_write_key(request: Request[Any, Any, Any], body: Any = None) -
     return principal
 
 
-async def require_secret_key(request: Request[Any, Any, Any]) -> Principal:
+async def require_secret_key(request: Incoming) -> Principal:
     token = bearer_token(request)
     if not token:
         raise ApiError(

@@ -11,9 +11,9 @@ import zlib
 from typing import Any
 
 import msgspec
-from litestar import Request
 
 from lytics_ingest_api.errors import ApiError, bad_request
+from lytics_ingest_api.incoming import Incoming
 
 JSON_TYPES = frozenset({"application/json", "text/plain", ""})
 # Compressed input beyond this is refused outright (JSON compresses ~5-20x; this is generous).
@@ -24,11 +24,11 @@ def too_large(limit: int, what: str = "request body") -> ApiError:
     return ApiError(413, "too_large", f"{what} exceeds {limit} bytes (measured decompressed)")
 
 
-def media_type(request: Request[Any, Any, Any]) -> str:
+def media_type(request: Incoming) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-def require_json_type(request: Request[Any, Any, Any]) -> None:
+def require_json_type(request: Incoming) -> None:
     """JSON as application/json, or text/plain so `navigator.sendBeacon` skips a CORS preflight."""
     if media_type(request) not in JSON_TYPES:
         raise ApiError(
@@ -50,7 +50,7 @@ def _decompressor(encoding: str) -> Any:
     )
 
 
-async def _read_plain(request: Request[Any, Any, Any], limit: int) -> bytes:
+async def _read_plain(request: Incoming, limit: int) -> bytes:
     out = bytearray()
     async for chunk in request.stream():
         out += chunk
@@ -72,7 +72,7 @@ def _inflate(decompressor: Any, data: bytes, out: bytearray, limit: int, encodin
 
 
 async def _read_compressed(
-    request: Request[Any, Any, Any], limit: int, decompressor: Any, encoding: str
+    request: Incoming, limit: int, decompressor: Any, encoding: str
 ) -> bytes:
     out = bytearray()
     received = 0
@@ -92,7 +92,7 @@ async def _read_compressed(
     return bytes(out)
 
 
-async def read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
+async def read_body(request: Incoming, limit: int) -> bytes:
     encoding = request.headers.get("content-encoding", "").strip().lower()
     decompressor = _decompressor(encoding)
     declared = request.headers.get("content-length")
@@ -114,6 +114,6 @@ def decode_json(body: bytes) -> Any:
         raise bad_request(f"malformed JSON: {exc}") from exc
 
 
-async def read_json(request: Request[Any, Any, Any], limit: int) -> Any:
+async def read_json(request: Incoming, limit: int) -> Any:
     require_json_type(request)
     return decode_json(await read_body(request, limit))

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from typing import Any
 
-from litestar import Request
+from lytics_ingest_api.incoming import Incoming
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -26,7 +25,7 @@ def _trusted(address: str, trusted: Sequence[Network]) -> bool:
     return any(ip in net for net in trusted)
 
 
-def client_ip(request: Request[Any, Any, Any], trusted: Sequence[Network]) -> str | None:
+def client_ip(request: Incoming, trusted: Sequence[Network]) -> str | None:
     peer = request.client.host if request.client else None
     if peer is None or not trusted or not _trusted(peer, trusted):
         return peer

@@ -66,13 +66,30 @@ def unauthorized(message: str) -> ApiError:
     )
 
 
-def _api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[dict[str, Any]]:
-    return Response(exc.body(), status_code=exc.status, headers=exc.headers)
+def problem(exc: Exception, method: str, path: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Status, body and headers answering `exc`: Litestar's handlers and the event fast
+    path (lytics_ingest_api.fast_path) both answer through this."""
+    if isinstance(exc, ApiError):
+        return exc.status, exc.body(), exc.headers
+    if isinstance(exc, HTTPException):
+        return _http_problem(exc)
+    if isinstance(exc, PoolTimeout | PsycopgOperationalError):
+        log.warning("database unavailable: %s", type(exc).__name__)
+        unavailable = StoreUnavailableError()
+        return unavailable.status, unavailable.body(), unavailable.headers
+    if isinstance(exc, DataError):
+        # Input that passed validation but that Postgres refuses: the client's data, not our outage.
+        log.warning("database refused input: %s", type(exc).__name__)
+        body = {
+            "error": "unstorable",
+            "message": f"the database refused the data ({type(exc).__name__})",
+        }
+        return 422, body, {}
+    log.exception("unhandled error on %s %s", method, path)
+    return 500, {"error": "internal", "message": "internal error"}, {}
 
 
-def _http_exception(
-    request: Request[Any, Any, Any], exc: HTTPException
-) -> Response[dict[str, Any]]:
+def _http_problem(exc: HTTPException) -> tuple[int, dict[str, Any], dict[str, str]]:
     code = {
         400: "invalid",
         401: "unauthorized",
@@ -88,34 +105,19 @@ def _http_exception(
         if isinstance(first, dict) and first.get("key"):
             body["field"] = first["key"]
             body["message"] = f"{first.get('message', exc.detail)} ({first['key']})"
-    return Response(body, status_code=exc.status_code, headers=exc.headers)
+    return exc.status_code, body, dict(exc.headers or {})
 
 
-def _store_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    log.warning("database unavailable: %s", type(exc).__name__)
-    return _api_error(request, StoreUnavailableError())
-
-
-def _unstorable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    # Input that passed validation but that Postgres refuses: the client's data, not our outage.
-    log.warning("database refused input: %s", type(exc).__name__)
-    body = {
-        "error": "unstorable",
-        "message": f"the database refused the data ({type(exc).__name__})",
-    }
-    return Response(body, status_code=422)
-
-
-def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return Response({"error": "internal", "message": "internal error"}, status_code=500)
+def _answer(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    status, body, headers = problem(exc, request.method, request.url.path)
+    return Response(body, status_code=status, headers=headers)
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
-    ApiError: _api_error,
-    HTTPException: _http_exception,
-    PoolTimeout: _store_error,
-    PsycopgOperationalError: _store_error,
-    DataError: _unstorable,
-    Exception: _unexpected,
+    ApiError: _answer,
+    HTTPException: _answer,
+    PoolTimeout: _answer,
+    PsycopgOperationalError: _answer,
+    DataError: _answer,
+    Exception: _answer,
 }

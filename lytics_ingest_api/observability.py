@@ -8,9 +8,9 @@ the request id and the project id, never keys, IPs or payloads.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 from litestar.enums import ScopeType
@@ -55,7 +55,36 @@ def request_id_from(scope: Scope) -> str:
             candidate = value.decode("latin-1")
             if _REQUEST_ID.match(candidate):
                 return candidate
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as random as uuid4().hex, without building a UUID
+
+
+# Label lookups take a lock and hash the labels each time; the children are cached instead.
+# Routes are templates (a bounded set), so these dicts stay small.
+_counted: dict[tuple[str, str, str], Any] = {}
+_timed: dict[tuple[str, str], Any] = {}
+
+
+def _record(route: str, method: str, status: int, elapsed: float) -> None:
+    counter = _counted.get((route, method, str(status)))
+    if counter is None:
+        counter = _counted[route, method, str(status)] = HTTP_REQUESTS.labels(
+            route, method, str(status)
+        )
+    histogram = _timed.get((route, method))
+    if histogram is None:
+        histogram = _timed[route, method] = HTTP_LATENCY.labels(route, method)
+    counter.inc()
+    histogram.observe(elapsed)
+
+
+_events: dict[tuple[str, str], Any] = {}
+
+
+def count_events(result: str, reason: str, amount: int = 1) -> None:
+    counter = _events.get((result, reason))
+    if counter is None:
+        counter = _events[result, reason] = EVENTS.labels(result, reason)
+    counter.inc(amount)
 
 
 def note(scope: Scope, **fields: Any) -> None:
@@ -92,8 +121,7 @@ def observability_middleware(app: ASGIApp) -> ASGIApp:
             elapsed = time.perf_counter() - started
             route = scope.get("path_template") or "unmatched"
             method = scope.get("method", "")
-            HTTP_REQUESTS.labels(route, method, str(status)).inc()
-            HTTP_LATENCY.labels(route, method).observe(elapsed)
+            _record(route, method, status, elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(
                     "%s %s %d",

@@ -26,7 +26,6 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from litestar import Litestar
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from sqlalchemy import Engine, text
@@ -37,6 +36,7 @@ from lytics.projects import create_project
 from lytics.settings import Settings
 from lytics.webhook_secrets import CIPHER_PURPOSE, add_secret, remove_secret, set_secrets
 from lytics_ingest_api.app import create_app
+from lytics_ingest_api.fast_path import IngestApp
 from lytics_ingest_api.webhooks.routes import SecretCache, secret_cache
 from tests.conftest import TEST_SECRET
 from tests.support.http import serve
@@ -88,7 +88,7 @@ def counted(provider: str, result: str) -> float:
 @dataclass
 class Api:
     base: str
-    app: Litestar
+    app: IngestApp
     engine: Engine
     project_id: int
     read_key: str

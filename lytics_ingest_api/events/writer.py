@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -42,6 +43,7 @@ _BINARY_TYPES = {
 }
 STAGING_TYPES = [_BINARY_TYPES.get(name, "text") for name in COLUMNS]
 COLUMN_LIST = ", ".join(COLUMNS)
+_values = operator.attrgetter(*COLUMNS)  # a row's values in COLUMNS order, in one C call
 
 # A name of its own: a pooled server connection (pgbouncer) that still holds the
 # older `events_staging` table, whose payload column was jsonb, is no trap.
@@ -204,7 +206,7 @@ class EventWriter:
             async with conn.cursor().copy(COPY_STAGING) as copy:
                 copy.set_types(STAGING_TYPES)
                 for row in rows:
-                    await copy.write_row([getattr(row, name) for name in COLUMNS])
+                    await copy.write_row(_values(row))
             cur = await conn.execute(INSERT_EVENTS)
             return {(pid, mid) for pid, mid in await cur.fetchall()}
 

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
+from litestar.handlers import HTTPRouteHandler
 from psycopg import Error as PsycopgError
 from psycopg import InterfaceError, OperationalError
 from psycopg_pool import PoolTimeout
 
 from lytics.settings import Settings
 from lytics_ingest_api.admission import admit
+from lytics_ingest_api.answers import Answer, json_answer
 from lytics_ingest_api.auth import Principal, require_write_key
 from lytics_ingest_api.body import decode_json, read_body, read_json, require_json_type, too_large
 from lytics_ingest_api.client_ip import Network, client_ip
@@ -29,7 +32,8 @@ from lytics_ingest_api.events.normalize import (
 )
 from lytics_ingest_api.events.timestamps import TimestampError, parse_time
 from lytics_ingest_api.events.writer import EventWriter, WriterClosedError
-from lytics_ingest_api.observability import EVENTS, note
+from lytics_ingest_api.incoming import Incoming
+from lytics_ingest_api.observability import count_events, note
 from lytics_ingest_api.openapi_docs import (
     BATCH_BODY,
     COLLECT_BODY,
@@ -41,27 +45,21 @@ from lytics_ingest_api.openapi_docs import (
 # A transparent 1x1 GIF for pixels.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 MAX_BATCH_EVENTS = 2500
+SEGMENT_KINDS = ("track", "identify", "page", "screen", "group", "alias")
 
 
-@dataclass
-class Outcome:
+class Outcome(msgspec.Struct, omit_defaults=True):
+    """One event's fate, encoded as it appears in a batch answer's `results`."""
+
     index: int
-    message_id: str | None
     status: str  # accepted, duplicate, rejected
-    error: str | None = None
+    messageId: str | None = None
+    error: str | None = None  # a rejection's code
+    message: str | None = None
     field: str | None = None
-    reason: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"index": self.index, "status": self.status}
-        if self.message_id is not None:
-            out["messageId"] = self.message_id
-        if self.error is not None:
-            out.update(error=self.reason, message=self.error, field=self.field)
-        return out
 
 
-def _context(request: Request[Any, Any, Any], principal: Principal, source: str) -> RequestContext:
+def _context(request: Incoming, principal: Principal, source: str) -> RequestContext:
     settings: Settings = request.app.state.settings
     trusted: Sequence[Network] = request.app.state.trusted_proxies
     return RequestContext(
@@ -91,7 +89,7 @@ async def _store(state: State, rows: list[EventRow]) -> list[bool]:
 
 
 async def ingest(
-    request: Request[Any, Any, Any],
+    request: Incoming,
     events: Sequence[Any],
     ctx: RequestContext,
     normalize: Callable[[Any, RequestContext], EventRow],
@@ -103,11 +101,11 @@ async def ingest(
         try:
             row = normalize(event, ctx)
         except EventError as exc:
-            outcomes.append(Outcome(index, None, "rejected", exc.message, exc.field, exc.code))
-            EVENTS.labels("rejected", exc.code).inc()
+            outcomes.append(Outcome(index, "rejected", None, exc.code, exc.message, exc.field))
+            count_events("rejected", exc.code)
             continue
         positions.append(len(outcomes))
-        outcomes.append(Outcome(index, row.message_id, "accepted"))
+        outcomes.append(Outcome(index, "accepted", row.message_id))
         rows.append(row)
     for position, new in zip(positions, await _store(request.app.state, rows), strict=True):
         if not new:
@@ -115,27 +113,27 @@ async def ingest(
     accepted = sum(o.status == "accepted" for o in outcomes)
     duplicates = sum(o.status == "duplicate" for o in outcomes)
     if accepted:
-        EVENTS.labels("accepted", "").inc(accepted)
+        count_events("accepted", "", accepted)
     if duplicates:
-        EVENTS.labels("duplicate", "").inc(duplicates)
+        count_events("duplicate", "", duplicates)
     note(request.scope, events=len(outcomes), accepted=accepted, duplicates=duplicates)
     return outcomes
 
 
-def _single_answer(outcome: Outcome, headers: dict[str, str]) -> Response[dict[str, Any]]:
+def _single_answer(outcome: Outcome, headers: dict[str, str]) -> Answer:
     if outcome.status == "rejected":
-        status = 413 if outcome.reason == "too_large" else 400
-        problem = {"error": outcome.reason, "message": outcome.error, "field": outcome.field}
-        return Response(problem, status_code=status, headers=headers)
+        status = 413 if outcome.error == "too_large" else 400
+        problem = {"error": outcome.error, "message": outcome.message, "field": outcome.field}
+        return json_answer(status, problem, headers)
     body: dict[str, Any] = {
         "success": True,
-        "messageId": outcome.message_id,
+        "messageId": outcome.messageId,
         "status": outcome.status,
     }
-    return Response(body, status_code=200, headers=headers)
+    return json_answer(200, body, headers)
 
 
-def _many_answer(outcomes: list[Outcome], headers: dict[str, str]) -> Response[dict[str, Any]]:
+def _many_answer(outcomes: list[Outcome], headers: dict[str, str]) -> Answer:
     counts = {
         s: sum(o.status == s for o in outcomes) for s in ("accepted", "duplicate", "rejected")
     }
@@ -143,24 +141,21 @@ def _many_answer(outcomes: list[Outcome], headers: dict[str, str]) -> Response[d
         "success": counts["rejected"] == 0,
         "received": len(outcomes),
         **counts,
-        "results": [o.as_json() for o in outcomes],
+        "results": outcomes,
     }
     # Nothing usable at all is a client error; a partly bad batch is answered
     # per event (the good ones are stored, the bad ones will never be).
     status = 400 if outcomes and counts["rejected"] == len(outcomes) else 200
-    return Response(body, status_code=status, headers=headers)
+    return json_answer(status, body, headers)
 
 
-def _segment_call(kind: str) -> Any:
-    @post(
-        f"/v1/{kind}",
-        operation_id=f"segment_{kind}",
-        summary=f"Segment `{kind}` call",
-        tags=["events"],
-        operation_class=json_body(EVENT_BODY),
-        status_code=200,
-    )
-    async def handler(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+# The endpoints themselves, whichever layer received the request: each Litestar handler
+# below answers with one of them, and lytics_ingest_api.fast_path calls them directly.
+Endpoint = Callable[[Incoming], Awaitable[Answer]]
+
+
+def _segment_call(kind: str) -> Endpoint:
+    async def segment_call(request: Incoming) -> Answer:
         settings: Settings = request.app.state.settings
         event = await read_json(request, settings.max_event_bytes)
         principal = await require_write_key(request, event)
@@ -169,12 +164,7 @@ def _segment_call(kind: str) -> Any:
         outcomes = await ingest(request, [event], ctx, lambda e, c: segment_event(e, c, kind))
         return _single_answer(outcomes[0], headers)
 
-    return handler
-
-
-SEGMENT_CALLS = [
-    _segment_call(k) for k in ("track", "identify", "page", "screen", "group", "alias")
-]
+    return segment_call
 
 
 def _with_batch_context(event: Any, shared: dict[str, Any]) -> Any:
@@ -188,15 +178,7 @@ def _with_batch_context(event: Any, shared: dict[str, Any]) -> Any:
     return merged
 
 
-@post(
-    "/v1/batch",
-    operation_id="segment_batch",
-    summary="Segment batch: many calls in one request, answered per event",
-    tags=["events"],
-    operation_class=json_body(BATCH_BODY),
-    status_code=200,
-)
-async def segment_batch(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+async def segment_batch(request: Incoming) -> Answer:
     settings: Settings = request.app.state.settings
     body = await read_json(request, settings.max_batch_bytes)
     if not isinstance(body, dict):
@@ -221,15 +203,7 @@ async def segment_batch(request: Request[Any, Any, Any]) -> Response[dict[str, A
     return _many_answer(outcomes, headers)
 
 
-@post(
-    "/v1/events",
-    operation_id="events",
-    summary="Native events: one event object or an array of them",
-    tags=["events"],
-    operation_class=json_body(EVENTS_BODY),
-    status_code=200,
-)
-async def native_events(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+async def native_events(request: Incoming) -> Answer:
     settings: Settings = request.app.state.settings
     body = await read_json(request, settings.max_batch_bytes)
     principal = await require_write_key(request, body if isinstance(body, dict) else None)
@@ -246,9 +220,7 @@ async def native_events(request: Request[Any, Any, Any]) -> Response[dict[str, A
     return _many_answer(outcomes, headers)
 
 
-def _collect_answer(
-    outcome: Outcome, headers: dict[str, str], ctx: RequestContext
-) -> Response[Any]:
+def _collect_answer(outcome: Outcome, headers: dict[str, str], ctx: RequestContext) -> Answer:
     if outcome.status == "rejected":
         return _single_answer(outcome, headers)
     body = {
@@ -257,21 +229,13 @@ def _collect_answer(
         if outcome.status == "accepted"
         else "Event already stored",
         "result": outcome.status,
-        "event_id": outcome.message_id,
+        "event_id": outcome.messageId,
         "timestamp": ctx.received_at.isoformat(),
     }
-    return Response(body, status_code=200, headers=headers)
+    return json_answer(200, body, headers)
 
 
-@post(
-    "/collect",
-    operation_id="collect",
-    summary="Browser beacon (seed S1 shape); text/plain accepted for sendBeacon",
-    tags=["events"],
-    operation_class=json_body(COLLECT_BODY),
-    status_code=200,
-)
-async def collect(request: Request[Any, Any, Any]) -> Response[Any]:
+async def collect(request: Incoming) -> Answer:
     settings: Settings = request.app.state.settings
     require_json_type(request)
     body = decode_json(await read_body(request, settings.max_event_bytes))
@@ -282,16 +246,10 @@ async def collect(request: Request[Any, Any, Any]) -> Response[Any]:
     return _collect_answer(outcomes[0], headers, ctx)
 
 
-@get(
-    "/collect",
-    operation_id="collect_pixel",
-    summary="Tracking pixel: the event in the query string, answered with a 1x1 GIF",
-    tags=["events"],
-)
-async def collect_pixel(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def collect_pixel(request: Incoming) -> Answer:
     settings: Settings = request.app.state.settings
     params: dict[str, Any] = {k: v for k, v in request.query_params.items() if k != "writeKey"}
-    if len(request.url.query.encode()) > settings.max_event_bytes:
+    if len(request.scope.get("query_string", b"")) > settings.max_event_bytes:
         raise too_large(settings.max_event_bytes, "query string")
     # utm_* parameters of the pixel URL become the attribution of the event.
     utm = {k: params.pop(k) for k in list(params) if k.startswith("utm_")}
@@ -302,12 +260,73 @@ async def collect_pixel(request: Request[Any, Any, Any]) -> Response[bytes]:
     ctx = _context(request, principal, "pixel")
     outcome = (await ingest(request, [params], ctx, collect_event))[0]
     if outcome.status == "rejected":
-        raise bad_request(outcome.error or "invalid event", field=outcome.field)
-    return Response(
-        PIXEL,
-        media_type="image/gif",
-        headers={**headers, "Cache-Control": "no-store, max-age=0"},
+        raise bad_request(outcome.message or "invalid event", field=outcome.field)
+    return Answer(
+        200, PIXEL, {**headers, "Cache-Control": "no-store, max-age=0"}, media_type="image/gif"
     )
 
 
-ROUTES = [*SEGMENT_CALLS, segment_batch, native_events, collect, collect_pixel]
+# (method, path) -> endpoint: what lytics_ingest_api.fast_path serves without Litestar.
+ENDPOINTS: dict[tuple[str, str], Endpoint] = {
+    **{("POST", f"/v1/{kind}"): _segment_call(kind) for kind in SEGMENT_KINDS},
+    ("POST", "/v1/batch"): segment_batch,
+    ("POST", "/v1/events"): native_events,
+    ("POST", "/collect"): collect,
+    ("GET", "/collect"): collect_pixel,
+}
+
+
+# Litestar route handlers for the same endpoints: the OpenAPI document describes them, and
+# they answer whatever reaches Litestar (a server run without the fast path, HEAD, ...).
+def _documented(path: str, endpoint: Endpoint, **route: Any) -> HTTPRouteHandler:
+    async def handler(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+        return (await endpoint(request)).response()
+
+    return post(path, tags=["events"], status_code=200, **route)(handler)
+
+
+async def _pixel_handler(request: Request[Any, Any, Any]) -> Response[bytes]:
+    return (await collect_pixel(request)).response()
+
+
+SEGMENT_CALLS = [
+    _documented(
+        f"/v1/{kind}",
+        ENDPOINTS["POST", f"/v1/{kind}"],
+        operation_id=f"segment_{kind}",
+        summary=f"Segment `{kind}` call",
+        operation_class=json_body(EVENT_BODY),
+    )
+    for kind in SEGMENT_KINDS
+]
+
+ROUTES = [
+    *SEGMENT_CALLS,
+    _documented(
+        "/v1/batch",
+        segment_batch,
+        operation_id="segment_batch",
+        summary="Segment batch: many calls in one request, answered per event",
+        operation_class=json_body(BATCH_BODY),
+    ),
+    _documented(
+        "/v1/events",
+        native_events,
+        operation_id="events",
+        summary="Native events: one event object or an array of them",
+        operation_class=json_body(EVENTS_BODY),
+    ),
+    _documented(
+        "/collect",
+        collect,
+        operation_id="collect",
+        summary="Browser beacon (seed S1 shape); text/plain accepted for sendBeacon",
+        operation_class=json_body(COLLECT_BODY),
+    ),
+    get(
+        "/collect",
+        tags=["events"],
+        operation_id="collect_pixel",
+        summary="Tracking pixel: the event in the query string, answered with a 1x1 GIF",
+    )(_pixel_handler),
+]
