@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol, cast
+from urllib.parse import parse_qsl
 
 from litestar import Litestar
-from litestar._parsers import parse_query_string
 from litestar.datastructures import Address, MultiDict
 from litestar.types import Receive, Scope
 
@@ -63,8 +63,9 @@ class LeanRequest:
     @property
     def query_params(self) -> Mapping[str, Any]:
         if self._query is None:
-            # Litestar's own parser, so both layers read the same parameters.
-            self._query = MultiDict(parse_query_string(self.scope.get("query_string", b"")))
+            # As Litestar parses them: blank values kept, percent-escapes read as UTF-8.
+            raw = self.scope.get("query_string", b"").decode("latin-1")
+            self._query = MultiDict(parse_qsl(raw, keep_blank_values=True, separator="&"))
         return self._query
 
     @property
