@@ -23,6 +23,7 @@ from lytics_assets.metrics.project import (
     DBT_DIR,
     DBT_EXECUTABLE,
     TARGET_DIR,
+    dbt_environment,
     ensure_manifest,
     manifest_is_current,
 )
@@ -154,3 +155,10 @@ def test_the_raw_events_constraints_test_fails_when_a_constraint_is_gone(
     failing = dbt_test()
     assert failing.returncode == 1, failing.stdout
     assert "Got 1 result" in failing.stdout
+
+
+def test_dbt_gets_one_thread_per_core_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LYTICS_DBT_THREADS", raising=False)
+    assert dbt_environment()["LYTICS_DBT_THREADS"] == str(os.cpu_count() or 2)
+    monkeypatch.setenv("LYTICS_DBT_THREADS", "8")
+    assert dbt_environment()["LYTICS_DBT_THREADS"] == "8"

@@ -84,6 +84,12 @@ def ensure_manifest() -> Path:
 
 
 def dbt_environment() -> dict[str, str]:
-    """dbt's connection settings, derived from DATABASE_URL (profiles.yml reads them)."""
+    """What profiles.yml reads: the connection, derived from DATABASE_URL, and the threads.
+
+    One thread per core by default: on a two-core machine four threads made a
+    million-event build ~0.5-1 s slower than two (docs/benchmarks.md), the extra
+    queries only contending with the heavy ones for the same cores.
+    """
     url = os.environ.get("DATABASE_URL")
-    return dbt_env(url) if url else {}
+    threads = os.environ.get("LYTICS_DBT_THREADS") or str(os.cpu_count() or 2)
+    return {**(dbt_env(url) if url else {}), "LYTICS_DBT_THREADS": threads}
