@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -122,14 +123,8 @@ def test_crash_after_claim_before_send_completes_on_the_next_run(
     pipeline_engine: Engine, engine: Engine, settings: Settings, fake: FakeResend, project: int
 ) -> None:
     cfg = _uncooled(settings, fake, resend_batch_size=3)
-    request = runs.RunRequest(period_start=WEEK)
-    run_id = start_run(pipeline_engine, request, 0)
-    with resend_client(cfg) as client:
-        sender = DigestSender(pipeline_engine, client, send_config(cfg))
-        with pipeline_engine.begin() as conn:
-            outbox.plan(conn, outbox.Scope(WEEK), run_id, sender.config.key_prefix)
-        first = sender._claim(outbox.Scope(WEEK), run_id, runs_report(run_id))
-        # ... and the process dies here: 3 rows claimed, nothing sent.
+    with _first_claimed_batch(pipeline_engine, cfg) as (_, first):
+        pass  # ... and the process dies here: 3 rows claimed, nothing sent.
     assert first is not None
     assert len(first.ids) == 3
     assert fake.requests == []
@@ -142,13 +137,7 @@ def test_crash_after_send_before_marking_sent_does_not_mail_twice(
     pipeline_engine: Engine, engine: Engine, settings: Settings, fake: FakeResend, project: int
 ) -> None:
     cfg = _uncooled(settings, fake, resend_batch_size=3)
-    request = runs.RunRequest(period_start=WEEK)
-    run_id = start_run(pipeline_engine, request, 0)
-    with resend_client(cfg) as client:
-        sender = DigestSender(pipeline_engine, client, send_config(cfg))
-        with pipeline_engine.begin() as conn:
-            outbox.plan(conn, outbox.Scope(WEEK), run_id, sender.config.key_prefix)
-        group = sender._claim(outbox.Scope(WEEK), run_id, runs_report(run_id))
+    with _first_claimed_batch(pipeline_engine, cfg) as (client, group):
         assert group is not None
         assert group.batch_key is not None
         first_ids = client.send_batch(group.payloads, group.batch_key)
@@ -205,6 +194,21 @@ def runs_report(run_id: int) -> Any:
     from lytics.digests.sender import RunReport
 
     return RunReport(run_id, [WEEK])
+
+
+@contextmanager
+def _first_claimed_batch(pipeline_engine: Engine, cfg: Settings) -> Iterator[tuple[Any, Any]]:
+    """A run started, its outbox planned and its first batch claimed: where a crash strikes.
+
+    Yields the Resend client and the claimed group; leaving the block is the crash
+    (nothing after the claim is recorded).
+    """
+    run_id = start_run(pipeline_engine, runs.RunRequest(period_start=WEEK), 0)
+    with resend_client(cfg) as client:
+        sender = DigestSender(pipeline_engine, client, send_config(cfg))
+        with pipeline_engine.begin() as conn:
+            outbox.plan(conn, outbox.Scope(WEEK), run_id, sender.config.key_prefix)
+        yield client, sender._claim(outbox.Scope(WEEK), run_id, runs_report(run_id))
 
 
 # --------------------------------------------------------------------------- who gets nothing
@@ -534,12 +538,7 @@ def test_a_quota_stop_while_resending_a_maybe_sent_batch_keeps_it_claimed(
     pipeline_engine: Engine, engine: Engine, settings: Settings, fake: FakeResend, project: int
 ) -> None:
     cfg = _uncooled(settings, fake, resend_batch_size=3)
-    run_id = start_run(pipeline_engine, runs.RunRequest(period_start=WEEK), 0)
-    with resend_client(cfg) as client:
-        sender = DigestSender(pipeline_engine, client, send_config(cfg))
-        with pipeline_engine.begin() as conn:
-            outbox.plan(conn, outbox.Scope(WEEK), run_id, sender.config.key_prefix)
-        group = sender._claim(outbox.Scope(WEEK), run_id, runs_report(run_id))
+    with _first_claimed_batch(pipeline_engine, cfg) as (client, group):
         assert group is not None
         assert group.batch_key is not None
         client.send_batch(group.payloads, group.batch_key)  # accepted; then the crash
