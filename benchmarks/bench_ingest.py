@@ -787,7 +787,7 @@ def _db_loop(
     prefix, start_at, stop_at = window
     kwargs: dict[str, Any] = {"prepare_threshold": None}
     if not job.mode.startswith("copy"):
-        # COPY FROM is refused under row-level security: only (a) runs as the superuser.
+        # The ceilings run as the superuser; the other statements as the ingest role.
         kwargs["options"] = f"-c role={INGEST_ROLE}"
     latencies: list[float] = []
     events = chunks = counter = 0
@@ -1173,11 +1173,13 @@ class Bench:
             self.results["a"] = self.db_phase(
                 "a", "copy", "(a) COPY ceiling (psycopg cursor.copy)", head, tail
             )
-        if args.diagnostics:
+            # The writer COPYs in binary, which spares the client formatting text: the
+            # same COPY in binary is the stricter ceiling for (b), so it always runs too.
             self.log("a1: the same COPY in binary format")
             self.results["a1"] = self.db_phase(
                 "a1", "copy-binary", "(a1) COPY ceiling, FORMAT BINARY", head, tail
             )
+        if args.diagnostics:
             own = staging_statements()[3]
             self.log("a2: COPY into a temp table + INSERT .. SELECT ON CONFLICT RETURNING")
             label = (
@@ -1312,8 +1314,8 @@ def print_targets(results: dict[str, PhaseResult]) -> dict[str, Any]:
         line("(c) p99 latency, ms", c.p99_ms, "<= 25", c.p99_ms <= TARGET_TRACK_P99_MS)
     a1 = results.get("a1")
     if a1 and b and a1.events_per_s:
-        ratio = b.events_per_s / a1.events_per_s
-        print(f"  (b)/(a1) vs the binary-COPY ceiling: {ratio:.2f} (context)")
+        value = b.events_per_s / a1.events_per_s
+        line("(b)/(a1) the same vs binary COPY", value, ">= 0.60", value >= TARGET_BATCH_VS_COPY)
     if c and e and e.events_per_s:
         speedup = c.events_per_s / e.events_per_s
         print(f"  (c)/(e) group commit vs one ORM commit per request: {speedup:.1f}x (context)")
@@ -1335,8 +1337,8 @@ def print_setup(bench: Bench) -> None:
         " no key lookup, no normalization."
     )
     print(
-        f"(a) runs as the superuser ({args.copy_workers} connection(s)); COPY FROM is refused"
-        " for the ingest role (row-level security)."
+        f"(a) and (a1) run as the superuser ({args.copy_workers} connection(s)); (a1) is the"
+        " format the writer itself uses, the stricter ceiling."
     )
     print("Ratios compare phases of this run only; the generator shares the CPU with the server.")
 

@@ -14,7 +14,7 @@ from lytics.settings import Settings, get_settings
 from lytics_ingest_api.auth import KeyResolver
 from lytics_ingest_api.client_ip import parse_trusted
 from lytics_ingest_api.cors import CORS
-from lytics_ingest_api.database import ingest_pool, reader_pool
+from lytics_ingest_api.database import ingest_pool, reader_pool, writer_pool
 from lytics_ingest_api.errors import EXCEPTION_HANDLERS
 from lytics_ingest_api.events.writer import EventWriter
 from lytics_ingest_api.fast_path import IngestApp
@@ -66,12 +66,14 @@ def create_litestar(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         pool = ingest_pool(settings)
         readers = reader_pool(settings)
+        writers = writer_pool(settings)
         # Do not wait for Postgres at startup: readiness reports it, and the
         # pools reconnect on their own when the database comes back.
         await pool.open(wait=False)
         await readers.open(wait=False)
+        await writers.open(wait=False)
         writer = EventWriter(
-            pool,
+            writers,
             max_rows=settings.writer_max_rows,
             max_wait_ms=settings.writer_max_wait_ms,
             concurrency=settings.writer_concurrency,
@@ -88,6 +90,7 @@ def create_litestar(settings: Settings | None = None) -> Litestar:
         finally:
             # In-flight requests have been answered by now; flush whatever is queued.
             await writer.close()
+            await writers.close()
             await readers.close()
             await pool.close()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from psycopg import AsyncConnection
@@ -10,6 +10,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from lytics.settings import Settings
 from lytics.warehouse.urls import libpq_dsn
+from lytics_ingest_api.events import jsonb_copy
 
 INGEST_ROLE = "lytics_ingest"
 READER_ROLE = "lytics_reader"
@@ -19,11 +20,20 @@ ACQUIRE_TIMEOUT_S = 3.0
 
 
 def _pool(
-    dsn: str, role: str | None, max_size: int, name: str, *, check_on_checkout: bool = True
+    dsn: str,
+    role: str | None,
+    max_size: int,
+    name: str,
+    *,
+    check_on_checkout: bool = True,
+    autocommit: bool = False,
+    configure: Callable[[AsyncConnection], Awaitable[None]] | None = None,
 ) -> AsyncConnectionPool[AsyncConnection]:
     kwargs: dict[str, object] = {"prepare_threshold": None, "connect_timeout": 3}
     if role is not None:
         kwargs["options"] = f"-c role={role}"
+    if autocommit:
+        kwargs["autocommit"] = True
     return AsyncConnectionPool(
         dsn,
         kwargs=kwargs,
@@ -35,31 +45,43 @@ def _pool(
         # not handed to a request. The event writer opts out: it retries a batch
         # on a fresh connection instead of paying a round trip on every batch.
         check=AsyncConnectionPool.check_connection if check_on_checkout else None,
+        configure=configure,
         name=name,
     )
 
 
-def ingest_pool(settings: Settings, *, max_size: int = 10) -> AsyncConnectionPool[AsyncConnection]:
-    """Connections that can only insert raw data and read keys.
-
-    With LYTICS_INGEST_DATABASE_URL the operator supplies a login that is
-    already restricted (pgbouncer drops startup options); otherwise the main
-    URL is used and each connection assumes the `lytics_ingest` role.
-    """
+def _ingest_dsn(settings: Settings) -> tuple[str, str | None]:
+    # With LYTICS_INGEST_DATABASE_URL the operator supplies a login that is already
+    # restricted (pgbouncer drops startup options); otherwise the main URL is used and
+    # each connection assumes the `lytics_ingest` role.
     if settings.ingest_database_url is not None:
-        return _pool(
-            libpq_dsn(settings.ingest_database_url.get_secret_value()),
-            None,
-            max_size,
-            "ingest",
-            check_on_checkout=False,
-        )
+        return libpq_dsn(settings.ingest_database_url.get_secret_value()), None
+    return libpq_dsn(settings.require_database_url()), INGEST_ROLE
+
+
+def ingest_pool(settings: Settings, *, max_size: int = 10) -> AsyncConnectionPool[AsyncConnection]:
+    """Connections that can only insert raw data and read keys (auth, webhooks, metrics)."""
+    dsn, role = _ingest_dsn(settings)
+    return _pool(dsn, role, max_size, "ingest", check_on_checkout=False)
+
+
+def writer_pool(settings: Settings) -> AsyncConnectionPool[AsyncConnection]:
+    """The event writer's own connections, one per committer, as the ingest role.
+
+    Autocommit: a batch that is one COPY is then one statement and its own
+    transaction, committed before COPY's completion reaches us; the staging path
+    opens an explicit transaction. Kept apart from `ingest_pool` so key lookups
+    never wait behind a flush, and so the jsonb COPY dumper exists only here.
+    """
+    dsn, role = _ingest_dsn(settings)
     return _pool(
-        libpq_dsn(settings.require_database_url()),
-        INGEST_ROLE,
-        max_size,
-        "ingest",
+        dsn,
+        role,
+        settings.writer_concurrency,
+        "event-writer",
         check_on_checkout=False,
+        autocommit=True,
+        configure=jsonb_copy.register,
     )
 
 

@@ -36,6 +36,10 @@ WRITER_BATCH_ROWS = Histogram(
     buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
 )
 WRITER_QUEUE_DEPTH = Gauge("lytics_writer_queue_depth", "Requests waiting for the event writer")
+# direct: one COPY into raw.events; staged: through the temporary table (duplicates
+# possible, or a role without BYPASSRLS); duplicate_fallback: a direct COPY that met a
+# duplicate and was redone staged. A high fallback rate means many client retries.
+WRITER_FLUSHES = Counter("lytics_writer_flushes_total", "Event batches written, by path", ["path"])
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 SECURITY_HEADERS = [
@@ -85,6 +89,16 @@ def count_events(result: str, reason: str, amount: int = 1) -> None:
     if counter is None:
         counter = _events[result, reason] = EVENTS.labels(result, reason)
     counter.inc(amount)
+
+
+_flushes: dict[str, Any] = {}
+
+
+def count_flush(path: str) -> None:
+    counter = _flushes.get(path)
+    if counter is None:
+        counter = _flushes[path] = WRITER_FLUSHES.labels(path)
+    counter.inc()
 
 
 def note(scope: Scope, **fields: Any) -> None:

@@ -127,3 +127,40 @@ def test_every_table_has_row_level_security_enabled(engine: Engine) -> None:
             .all()
         )
     assert missing == []
+
+
+def test_bypassrls_gives_the_ingest_role_copy_and_nothing_it_could_not_already_see(
+    engine: Engine, ingest: psycopg.Connection
+) -> None:
+    """Migration 0007 gives lytics_ingest BYPASSRLS so its writer may COPY into raw.events.
+
+    That is only harmless while row-level security never narrowed the role: every
+    policy that applies to it must be permissive and `true`. A policy that filtered
+    its rows would be silently ignored, so it fails here instead.
+    """
+    with engine.connect() as conn:
+        assert conn.execute(
+            text("SELECT rolbypassrls FROM pg_roles WHERE rolname = 'lytics_ingest'")
+        ).scalar_one()
+        policies = conn.execute(
+            text(
+                "SELECT schemaname || '.' || tablename || ':' || policyname, permissive, "
+                "qual, with_check FROM pg_policies WHERE 'lytics_ingest' = ANY(roles)"
+            )
+        ).all()
+    assert policies, "the ingest role's policies were not found"
+    narrowing = [
+        name
+        for name, permissive, qual, with_check in policies
+        if permissive != "PERMISSIVE"
+        or qual not in (None, "true")
+        or with_check not in (None, "true")
+    ]
+    assert narrowing == []
+    with ingest.cursor().copy(
+        "COPY raw.events (project_id, message_id, type, timestamp, source, payload) FROM STDIN"
+    ) as copy:
+        copy.write_row((1, "copied", "track", "2026-12-01T00:00:00Z", "native", "{}"))
+    assert ingest.execute(
+        "SELECT count(*) FROM raw.events WHERE message_id = 'copied'"
+    ).fetchone() == (1,)
