@@ -165,3 +165,20 @@ def test_a_login_under_row_level_security_uses_the_staging_path_and_loses_nothin
         ):
             pass
         assert json.loads(api.get("/health/ready").text)["writer"] == "ok"
+
+
+def test_a_duplicate_met_early_in_a_large_copy_still_falls_back_cleanly(
+    settings: Settings, engine: Engine
+) -> None:
+    # Postgres reports the unique violation while the client is still streaming rows;
+    # the connection must come back usable and the batch be redone staged.
+    with _served(settings, engine) as (api, writer):
+        assert _statuses(api.post("/v1/batch", json=_batch("x0"))) == ["accepted"]
+        ids = [f"x{i}" for i in range(450)]
+        statuses = _statuses(api.post("/v1/batch", json=_batch(*ids, pad="p" * 300)))
+        assert statuses == ["duplicate"] + ["accepted"] * 449
+        assert writer.direct
+        assert _statuses(api.post("/v1/batch", json=_batch("y1", "y2"))) == ["accepted"] * 2
+        stored = _stored(api)
+    assert len(stored) == 452
+    assert set(stored.values()) == {1}
