@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 _encode = msgspec.json.Encoder().encode
-_NUL_ESCAPE = b"\\u0000"
+NUL_ESCAPE = b"\\u0000"
 
 
 def without_nul(value: Any) -> Any:
@@ -27,7 +27,7 @@ def without_nul(value: Any) -> Any:
 def storable(value: Any) -> tuple[Any, bytes]:
     """The value (NUL-free) and its JSON encoding."""
     encoded = _encode(value)
-    if _NUL_ESCAPE in encoded:
+    if NUL_ESCAPE in encoded:
         value = without_nul(value)
         encoded = _encode(value)
     return value, encoded

@@ -29,7 +29,9 @@ from lytics_ingest_api.events.normalize import (
     RequestContext,
     collect_event,
     segment_event,
+    segment_event_json,
 )
+from lytics_ingest_api.events.segment_shape import BatchEnvelope, decode_envelope
 from lytics_ingest_api.events.timestamps import TimestampError, parse_time
 from lytics_ingest_api.events.writer import EventWriter, WriterClosedError
 from lytics_ingest_api.incoming import Incoming
@@ -180,7 +182,45 @@ def _with_batch_context(event: Any, shared: dict[str, Any]) -> Any:
 
 async def segment_batch(request: Incoming) -> Answer:
     settings: Settings = request.app.state.settings
-    body = await read_json(request, settings.max_batch_bytes)
+    require_json_type(request)
+    data = await read_body(request, settings.max_batch_bytes)
+    try:
+        envelope = decode_envelope(data)
+    except msgspec.MsgspecError:
+        envelope = None
+    if envelope is None or _shared_fields(envelope):
+        # Not a plain batch (malformed, not an object, no `batch` array) or batch-level
+        # fields that change every event: the general path says what is wrong or merges.
+        return await _segment_batch(request, decode_json(data))
+    keys = {"writeKey": envelope.writeKey, "write_key": envelope.write_key}
+    principal = await require_write_key(request, keys)
+    headers = admit(request, principal)
+    ctx = _batch_context(request, principal, envelope.sentAt, len(envelope.batch))
+    # Each event is decoded from its own bytes, which are stored as its payload.
+    raws = [bytes(raw) for raw in envelope.batch]
+    outcomes = await ingest(request, raws, ctx, lambda e, c: segment_event_json(e, c, None))
+    return _many_answer(outcomes, headers)
+
+
+def _shared_fields(envelope: BatchEnvelope) -> bool:
+    return isinstance(envelope.context, dict) or isinstance(envelope.integrations, dict)
+
+
+def _batch_context(
+    request: Incoming, principal: Principal, sent_at: Any, size: int
+) -> RequestContext:
+    if size > MAX_BATCH_EVENTS:
+        raise ApiError(413, "too_large", f"a batch holds at most {MAX_BATCH_EVENTS} events")
+    ctx = _context(request, principal, "segment")
+    if sent_at is not None:
+        try:
+            ctx = replace(ctx, sent_at=parse_time(sent_at))
+        except TimestampError as exc:
+            raise bad_request(f"sentAt: {exc}", field="sentAt") from exc
+    return ctx
+
+
+async def _segment_batch(request: Incoming, body: Any) -> Answer:
     if not isinstance(body, dict):
         raise bad_request("the body must be an object with a `batch` array", field="batch")
     principal = await require_write_key(request, body)
@@ -188,16 +228,8 @@ async def segment_batch(request: Incoming) -> Answer:
     batch = body.get("batch")
     if not isinstance(batch, list):
         raise bad_request("`batch` must be an array of events", field="batch")
-    if len(batch) > MAX_BATCH_EVENTS:
-        raise ApiError(413, "too_large", f"a batch holds at most {MAX_BATCH_EVENTS} events")
+    ctx = _batch_context(request, principal, body.get("sentAt"), len(batch))
     shared = {k: body[k] for k in ("context", "integrations") if isinstance(body.get(k), dict)}
-    ctx = _context(request, principal, "segment")
-    sent_at = body.get("sentAt")
-    if sent_at is not None:
-        try:
-            ctx = replace(ctx, sent_at=parse_time(sent_at))
-        except TimestampError as exc:
-            raise bad_request(f"sentAt: {exc}", field="sentAt") from exc
     events = [_with_batch_context(e, shared) for e in batch]
     outcomes = await ingest(request, events, ctx, lambda e, c: segment_event(e, c, None))
     return _many_answer(outcomes, headers)
