@@ -320,6 +320,43 @@ def test_twenty_concurrent_triggers_yield_one_run_and_each_recipient_one_email(
         assert conn.execute(text("SELECT count(*) FROM app.digest_runs")).scalar() == 1
 
 
+def test_concurrent_claims_never_deadlock_one_wins_and_the_rest_are_told_to_wait(
+    pipeline_engine: Engine, project: int
+) -> None:
+    """Exclusion constraints can deadlock when two inserts wait on each other's row;
+    Postgres then aborts one with `deadlock detected`, which reached callers as a 500.
+    Claims queue on a lock instead, so each loser sees the winner's committed row."""
+    request = runs.RunRequest(period_start=WEEK, project_id=project)
+    for _ in range(20):
+        outcomes = _claim_at_once(pipeline_engine, request, 20)
+        won = [o for o in outcomes if isinstance(o, int)]
+        others = [o for o in outcomes if not isinstance(o, int | runs.CooldownActiveError)]
+        assert others == []
+        assert len(won) == 1
+        assert len(outcomes) == 20
+        with pipeline_engine.begin() as conn:
+            runs.release(conn, won[0], "freed for the next round")
+
+
+def _claim_at_once(engine: Engine, request: runs.RunRequest, callers: int) -> list[Any]:
+    barrier = threading.Barrier(callers)
+    outcomes: list[Any] = []
+
+    def claim() -> None:
+        barrier.wait()
+        try:
+            outcomes.append(runs.claim_now(engine, request, 600))
+        except Exception as exc:  # anything but a cooldown refusal fails the caller's test
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=claim) for _ in range(callers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return outcomes
+
+
 def test_a_released_slot_lets_the_next_run_start(pipeline_engine: Engine, project: int) -> None:
     request = runs.RunRequest(period_start=WEEK, project_id=project)
     first = runs.claim_now(pipeline_engine, request, 600)

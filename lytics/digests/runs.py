@@ -3,8 +3,14 @@
 The rule lives in the database (`ex_digest_runs_cooldown`, an exclusion constraint
 on `app.digest_runs.cooldown`): of any number of concurrent inserts whose ranges
 overlap, exactly one commits, and the others fail no matter which process, role
-or code path made them. Here we only translate that failure into a refusal that
-says how long to wait.
+or code path made them. Here we translate that failure into a refusal that says
+how long to wait.
+
+Claims also queue on a transaction-level advisory lock before inserting. Two
+inserts that each find the other's uncommitted row wait for each other, and an
+exclusion constraint (unlike a unique index) can then deadlock: Postgres aborts
+one of them after `deadlock_timeout` with an error that is not the refusal. In
+line, each claimer sees the winner's committed row and is refused at once.
 """
 
 from __future__ import annotations
@@ -45,6 +51,10 @@ RETURNING id
 """
 
 
+# pg_advisory_xact_lock key for claims: any fixed bigint that nothing else uses.
+CLAIM_LOCK = 0x6C79_7469_6373_6431  # "lyticsd1"
+
+
 def cooldown_remaining(conn: Connection) -> float:
     value = conn.exec_driver_sql("SELECT app.digest_cooldown_remaining()").scalar()
     return float(value or 0.0)
@@ -64,6 +74,7 @@ def claim(conn: Connection, request: RunRequest, cooldown_s: int) -> int:
         "dagster_run_id": request.dagster_run_id,
         "cooldown": cooldown_s,
     }
+    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%(key)s)", {"key": CLAIM_LOCK})
     try:
         with conn.begin_nested():
             return int(conn.exec_driver_sql(CLAIM, params).scalar_one())
