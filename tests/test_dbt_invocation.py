@@ -8,6 +8,7 @@ answers dagster-dbt's version probe without loading dbt.
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
@@ -16,9 +17,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from dagster_dbt import DbtCliResource
 from sqlalchemy import Engine, make_url, text
 
 from lytics.warehouse.urls import dbt_env, libpq_dsn
+from lytics_assets.metrics.assets import dbt_resource
+from lytics_assets.metrics.dbt_resource import LyticsDbtCliResource
 from lytics_assets.metrics.project import (
     DBT_DIR,
     DBT_EXECUTABLE,
@@ -162,3 +166,22 @@ def test_dbt_gets_one_thread_per_core_unless_told(monkeypatch: pytest.MonkeyPatc
     assert dbt_environment()["LYTICS_DBT_THREADS"] == str(os.cpu_count() or 2)
     monkeypatch.setenv("LYTICS_DBT_THREADS", "8")
     assert dbt_environment()["LYTICS_DBT_THREADS"] == "8"
+
+
+def test_dagster_dbt_still_builds_its_adapter_where_our_resource_skips_it() -> None:
+    # LyticsDbtCliResource overrides a private method of dagster-dbt. If dagster-dbt
+    # renames it or cli() stops calling it, the override would silently do nothing
+    # (and every run would pay ~1 s again): fail here instead.
+    hook = "_initialize_dbt_core_adapter"
+    assert hook in vars(DbtCliResource), f"dagster-dbt no longer defines {hook}"
+    assert f"self.{hook}(" in inspect.getsource(DbtCliResource.cli), f"cli() no longer calls {hook}"
+    assert hook in vars(LyticsDbtCliResource)
+
+
+def test_our_dbt_invocations_run_without_an_in_process_adapter(tmp_path: Path) -> None:
+    resource = dbt_resource()
+    assert isinstance(resource, LyticsDbtCliResource)
+    invocation = resource.cli(["parse", "--quiet"], target_path=tmp_path, raise_on_error=False)
+    invocation.wait()
+    assert invocation.is_successful()
+    assert invocation.adapter is None
