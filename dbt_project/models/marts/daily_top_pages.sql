@@ -1,5 +1,4 @@
-{{ config(pre_hook="{{ replace_window('metric_date') }}",
-    meta={'day_column': 'metric_date'}) }}
+{{ config(meta={'day_column': 'metric_date'}) }}
 -- The {{ var('top_n') }} most viewed paths per project and day.
 -- Counted in two hashed steps (per visitor and path, then per path) rather than with
 -- count(distinct visitor_id), which would sort every pageview of the window.

@@ -1,5 +1,4 @@
 {{ config(
-    pre_hook="{{ replace_window('session_date') }}",
     meta={'day_column': 'session_date'},
     indexes=[{'columns': ['project_id', 'session_date']}],
 ) }}
