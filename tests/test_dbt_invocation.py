@@ -126,39 +126,73 @@ def test_a_parse_made_for_another_database_is_not_reused(
     assert not manifest_is_current()
 
 
+def _dbt_test(database_url: str, select: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            DBT_EXECUTABLE,
+            "test",
+            "--select",
+            select,
+            "--project-dir",
+            str(DBT_DIR),
+            "--profiles-dir",
+            str(DBT_DIR),
+            "--target-path",
+            str(TARGET_DIR / "tests-of-tests"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **dbt_env(database_url)},
+        cwd=DBT_DIR,
+    )
+
+
 def test_the_raw_events_constraints_test_fails_when_a_constraint_is_gone(
     database_url: str, engine: Engine
 ) -> None:
     # stg_events' keys are not re-scanned on every build because raw.events enforces
     # them; this dbt test is what notices if that stops being true.
-    def dbt_test() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                DBT_EXECUTABLE,
-                "test",
-                "--select",
-                "raw_events_constraints",
-                "--project-dir",
-                str(DBT_DIR),
-                "--profiles-dir",
-                str(DBT_DIR),
-                "--target-path",
-                str(TARGET_DIR / "constraints-test"),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, **dbt_env(database_url)},
-            cwd=DBT_DIR,
-        )
-
-    passing = dbt_test()
+    passing = _dbt_test(database_url, "raw_events_constraints")
     assert passing.returncode == 0, passing.stdout
     with engine.begin() as conn:
         conn.execute(text("ALTER TABLE raw.events DROP CONSTRAINT ck_events_type"))
-    failing = dbt_test()
+    failing = _dbt_test(database_url, "raw_events_constraints")
     assert failing.returncode == 1, failing.stdout
     assert "Got 1 result" in failing.stdout
+
+
+@pytest.mark.parametrize(
+    ("bad_rows", "broken"),
+    [
+        ("(1, '2026-03-02', 'sent', -1, 0)", "events >= 0"),
+        ("(1, '2026-03-02', 'opened', 1, 1), (1, '2026-03-02', 'opened', 2, 1)", "duplicate"),
+    ],
+)
+def test_well_formed_fails_on_a_broken_rule_or_a_duplicate_key(
+    database_url: str, engine: Engine, bad_rows: str, broken: str
+) -> None:
+    # One well_formed test stands for a unique key and several row rules (one scan
+    # instead of one test each); each must still be able to fail on its own.
+    with engine.begin() as conn:
+        conn.execute(text("CREATE SCHEMA IF NOT EXISTS analytics"))
+        conn.execute(
+            text(
+                "CREATE TABLE analytics.daily_email_events (project_id bigint, event_date date,"
+                " event_type text, events bigint, recipients bigint)"
+            )
+        )
+        conn.execute(
+            text("INSERT INTO analytics.daily_email_events VALUES (1, '2026-03-02', 'sent', 3, 2)")
+        )
+    select = "test_name:well_formed,daily_email_events"
+    passing = _dbt_test(database_url, select)
+    assert passing.returncode == 0, passing.stdout
+    with engine.begin() as conn:
+        conn.execute(text(f"INSERT INTO analytics.daily_email_events VALUES {bad_rows}"))
+    failing = _dbt_test(database_url, select)
+    assert failing.returncode == 1, (broken, failing.stdout)
+    assert "FAIL 1 well_formed_daily_email_events" in failing.stdout, failing.stdout
 
 
 def test_dbt_gets_one_thread_per_core_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
