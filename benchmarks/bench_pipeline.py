@@ -9,10 +9,14 @@ Part 1 (build): one UTC day of N events (default one million) is loaded into
            i.e. one `dbt build` of every model and test, with the metadata work
            (best of two runs, as the ceiling is the best of three);
   fixed    the same path for a day without events: what a run costs whatever the
-           data (dbt's start-up and parse, 67 nodes' DDL, Dagster's step).
+           data (dbt's start-up and parse, every node's DDL and queries, Dagster's
+           step); best of two, the first of which also pays the in-process imports.
 
 It prints the ceiling, both paths, the data-dependent part (ours - fixed) and
-the ratios, and dbt's own per-model execution time.
+the ratios, dbt's own per-model execution time, and the break-even volume: the
+events per day at which the whole path would be 2x the ceiling, if the ceiling
+and the data-dependent part grow linearly from what this run measured (check
+it by running again with that `--events`).
 
 Part 2 (latency, `--latency`): starts `lytics dev` in a fresh data folder, sends
 one event through the API and polls the marts until its day shows it: the
@@ -171,6 +175,18 @@ def ours(url: str, day: date = DAY) -> tuple[float, float, dict[str, float], boo
     return wall, models, per_node, result.success
 
 
+def break_even(events: int, ceiling_s: float, marginal_s: float, fixed_s: float) -> str:
+    """Events per day at which fixed + data part = 2x ceiling, both growing linearly."""
+    headroom = 2 * ceiling_s - marginal_s  # what 2x leaves per `events` for the fixed cost
+    if headroom <= 0:
+        return "break-even: none (the data-dependent part alone is above 2x the ceiling)"
+    needed = events * fixed_s / headroom
+    return (
+        f"break-even: the whole path reaches 2x the ceiling at ~{needed:,.0f} events per day "
+        f"(extrapolated linearly from this run; measure with --events {round(needed, -5):.0f})"
+    )
+
+
 def latency(timeout_s: float = 300.0) -> dict[str, float]:
     """`lytics dev` in a fresh folder: one event in, seconds until its day's mart shows it."""
     folder = Path(tempfile.mkdtemp(prefix="lytl-", dir="/tmp"))
@@ -272,7 +288,9 @@ def main() -> None:
             loaded = load(url, args.events)
             print(f"loaded {args.events:,} events for {DAY} in {loaded:.1f}s (COPY)")
             best, rows = ceiling(url)
-            fixed, _, _, fixed_ok = ours(url, DAY + timedelta(days=7))
+            empty_runs = [ours(url, DAY + timedelta(days=7)) for _ in range(2)]
+            fixed = min(run[0] for run in empty_runs)
+            fixed_ok = all(run[3] for run in empty_runs)
             runs = [ours(url) for _ in range(2)]
             wall, models, per_node, ok = min(runs, key=lambda run: run[0])
             ok = ok and fixed_ok and all(run[3] for run in runs)
@@ -281,17 +299,20 @@ def main() -> None:
             for label, seconds in (
                 ("ceiling: one hand-written GROUP BY", best),
                 ("dbt models only (run_results execution)", models),
-                ("Dagster + dbt build, 1M-event day (ours)", wall),
+                (f"Dagster + dbt build, {args.events:,}-event day (ours)", wall),
                 ("the same for a day without events (fixed)", fixed),
                 ("ours - fixed: the part that grows with data", marginal),
             ):
                 print(f"{label:<48}{seconds:>10.2f}{seconds / best:>12.2f}")
             print(
-                f"runs: {', '.join(f'{run[0]:.2f}s' for run in runs)}; succeeded: {ok}; "
+                f"runs: {', '.join(f'{run[0]:.2f}s' for run in runs)}; "
+                f"empty-day runs: {', '.join(f'{run[0]:.2f}s' for run in empty_runs)}; "
+                f"succeeded: {ok}; "
                 f"target <= 2x ceiling: "
                 f"{'PASS' if wall <= 2 * best else 'MISS'} (whole path), "
                 f"{'PASS' if marginal <= 2 * best else 'MISS'} (data-dependent part)"
             )
+            print(break_even(args.events, best, marginal, fixed))
             slowest = sorted(per_node.items(), key=lambda kv: -kv[1])[:6]
             print(
                 "slowest dbt nodes: "
