@@ -126,11 +126,13 @@ def test_a_parse_made_for_another_database_is_not_reused(
     assert not manifest_is_current()
 
 
-def _dbt_test(database_url: str, select: str) -> subprocess.CompletedProcess[str]:
+def _dbt_test(
+    database_url: str, select: str, command: tuple[str, ...] = ("test",)
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             DBT_EXECUTABLE,
-            "test",
+            *command,
             "--select",
             select,
             "--project-dir",
@@ -193,6 +195,32 @@ def test_well_formed_fails_on_a_broken_rule_or_a_duplicate_key(
     failing = _dbt_test(database_url, select)
     assert failing.returncode == 1, (broken, failing.stdout)
     assert "FAIL 1 well_formed_daily_email_events" in failing.stdout, failing.stdout
+
+
+def test_a_mart_that_gains_a_column_gets_it_added_and_filled(
+    database_url: str, engine: Engine
+) -> None:
+    # window_replace inserts into the existing mart; a column the model has and the
+    # table lacks is added first, with the type the model gives it.
+    with engine.begin() as conn:
+        conn.execute(text("CREATE SCHEMA IF NOT EXISTS analytics"))
+        conn.execute(
+            text(
+                "CREATE TABLE analytics.daily_email_events (project_id bigint, event_date date,"
+                " event_type text, events bigint)"
+            )
+        )
+    window = "{start_date: '2026-03-02', end_date: '2026-03-03'}"
+    run = _dbt_test(database_url, "+daily_email_events", ("run", "--vars", window))
+    assert run.returncode == 0, run.stdout
+    with engine.connect() as conn:
+        added = conn.execute(
+            text(
+                "SELECT data_type FROM information_schema.columns WHERE table_schema = 'analytics'"
+                " AND table_name = 'daily_email_events' AND column_name = 'recipients'"
+            )
+        ).scalar_one()
+    assert added == "bigint"
 
 
 def test_dbt_gets_one_thread_per_core_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,8 +34,18 @@
     {% do create_indexes(target) %}
   {%- else -%}
     {%- set model_columns = get_column_schema_from_query(sql) -%}
-    {%- set new_columns = diff_columns(model_columns, adapter.get_columns_in_relation(target)) -%}
-    {%- if new_columns -%}
+    {%- set table_columns = adapter.get_columns_in_relation(target) -%}
+    {%- if diff_columns(model_columns, table_columns) -%}
+      {#- Rare (the model gained a column): take the new columns' types from the
+          catalog, via an empty temp table of the model's shape. -#}
+      {%- set shape = make_temp_relation(target) -%}
+      {% call statement('model_shape') -%}
+        create temporary table {{ shape }} on commit drop as
+        select * from (
+          {{ sql }}
+        ) as model_rows limit 0
+      {%- endcall %}
+      {%- set new_columns = diff_columns(adapter.get_columns_in_relation(shape), table_columns) -%}
       {% do alter_relation_add_remove_columns(target, new_columns, none) %}
     {%- endif -%}
     {%- set names = model_columns | map(attribute='quoted') | join(', ') -%}
