@@ -9,10 +9,14 @@ Part 1 (build): one UTC day of N events (default one million) is loaded into
            i.e. one `dbt build` of every model and test, with the metadata work
            (best of two runs, as the ceiling is the best of three);
   fixed    the same path for a day without events: what a run costs whatever the
-           data (dbt's start-up and parse, 67 nodes' DDL, Dagster's step).
+           data (dbt's start-up and parse, every node's DDL and queries, Dagster's
+           step); best of two, the first of which also pays the in-process imports.
 
 It prints the ceiling, both paths, the data-dependent part (ours - fixed) and
-the ratios, and dbt's own per-model execution time.
+the ratios, dbt's own per-model execution time, and the break-even volume: the
+events per day at which the whole path would be 2x the ceiling, if the ceiling
+and the data-dependent part grow linearly from what this run measured (check
+it by running again with that `--events`).
 
 Part 2 (latency, `--latency`): starts `lytics dev` in a fresh data folder, sends
 one event through the API and polls the marts until its day shows it: the
@@ -38,7 +42,7 @@ import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import psycopg
@@ -138,7 +142,46 @@ def ceiling(url: str, repeats: int = 3) -> tuple[float, list[Any]]:
     return best, rows
 
 
-def ours(url: str, day: date = DAY) -> tuple[float, float, dict[str, float], bool]:
+class Build(NamedTuple):
+    wall: float
+    models: float  # dbt's execution time of the models, summed
+    per_node: dict[str, float]
+    ok: bool
+    phases: dict[str, float]  # where the wall time went (see phases())
+
+
+# dbt's structured log events that close each phase of an invocation, in order.
+PHASE_EVENTS = (
+    ("Dagster step start, dbt process start and dbt's imports", "MainReportVersion"),
+    ("dbt registers the Postgres adapter", "AdapterRegistered"),
+    ("dbt loads its saved parse", "FoundStats"),
+    ("dbt runs the nodes (hooks, models, tests)", "FinishedRunningStats"),
+)
+
+
+def phases(dbt_log: Path, began: float, ended: float) -> dict[str, float]:
+    """Seconds per phase of one build, from dbt's own log timestamps (epoch `began`/`ended`)."""
+    seen: dict[str, float] = {}
+    for line in dbt_log.read_text().splitlines():
+        try:
+            info = json.loads(line)["info"]
+        except (ValueError, KeyError):
+            continue
+        stamp = datetime.fromisoformat(info["ts"].replace("Z", "+00:00")).timestamp()
+        seen.setdefault(info["name"], stamp)
+    out: dict[str, float] = {}
+    previous = began
+    for label, event in PHASE_EVENTS:
+        if event in seen:
+            out[label] = seen[event] - previous
+            previous = seen[event]
+    out["dbt writes its artifacts and exits; Dagster's events, metadata and checks"] = (
+        ended - previous
+    )
+    return out
+
+
+def ours(url: str, day: date = DAY) -> Build:
     import dagster as dg
 
     os.environ["DATABASE_URL"] = url
@@ -151,6 +194,7 @@ def ours(url: str, day: date = DAY) -> tuple[float, float, dict[str, float], boo
     assets = build_dbt_assets()
     resources = {"dbt": dbt_resource(), "warehouse": WarehouseResource(database_url=url)}
     with dg.DagsterInstance.ephemeral() as instance:
+        began_epoch = time.time()
         began = time.perf_counter()
         result = dg.materialize(
             [assets, *CHECKS],
@@ -160,15 +204,30 @@ def ours(url: str, day: date = DAY) -> tuple[float, float, dict[str, float], boo
             raise_on_error=False,
         )
         wall = time.perf_counter() - began
+        ended_epoch = time.time()
     results = sorted(
         TARGET_DIR.glob("lytics_dbt-*/run_results.json"), key=lambda p: p.stat().st_mtime
     )
     per_node: dict[str, float] = {}
+    spent: dict[str, float] = {}
     if results:
         for node in json.loads(results[-1].read_text())["results"]:
             per_node[node["unique_id"]] = float(node["execution_time"])
+        spent = phases(results[-1].with_name("dbt.log"), began_epoch, ended_epoch)
     models = sum(t for uid, t in per_node.items() if uid.startswith("model."))
-    return wall, models, per_node, result.success
+    return Build(wall, models, per_node, result.success, spent)
+
+
+def break_even(events: int, ceiling_s: float, marginal_s: float, fixed_s: float) -> str:
+    """Events per day at which fixed + data part = 2x ceiling, both growing linearly."""
+    headroom = 2 * ceiling_s - marginal_s  # what 2x leaves per `events` for the fixed cost
+    if headroom <= 0:
+        return "break-even: none (the data-dependent part alone is above 2x the ceiling)"
+    needed = events * fixed_s / headroom
+    return (
+        f"break-even: the whole path reaches 2x the ceiling at ~{needed:,.0f} events per day "
+        f"(extrapolated linearly from this run; measure with --events {round(needed, -5):.0f})"
+    )
 
 
 def latency(timeout_s: float = 300.0) -> dict[str, float]:
@@ -272,26 +331,34 @@ def main() -> None:
             loaded = load(url, args.events)
             print(f"loaded {args.events:,} events for {DAY} in {loaded:.1f}s (COPY)")
             best, rows = ceiling(url)
-            fixed, _, _, fixed_ok = ours(url, DAY + timedelta(days=7))
+            empty_runs = [ours(url, DAY + timedelta(days=7)) for _ in range(2)]
+            fixed = min(run[0] for run in empty_runs)
+            fixed_ok = all(run[3] for run in empty_runs)
             runs = [ours(url) for _ in range(2)]
-            wall, models, per_node, ok = min(runs, key=lambda run: run[0])
+            wall, models, per_node, ok, _ = min(runs, key=lambda run: run.wall)
             ok = ok and fixed_ok and all(run[3] for run in runs)
             marginal = wall - fixed
             print(f"\n{'path':<48}{'seconds':>10}{'x ceiling':>12}")
             for label, seconds in (
                 ("ceiling: one hand-written GROUP BY", best),
                 ("dbt models only (run_results execution)", models),
-                ("Dagster + dbt build, 1M-event day (ours)", wall),
+                (f"Dagster + dbt build, {args.events:,}-event day (ours)", wall),
                 ("the same for a day without events (fixed)", fixed),
                 ("ours - fixed: the part that grows with data", marginal),
             ):
                 print(f"{label:<48}{seconds:>10.2f}{seconds / best:>12.2f}")
             print(
-                f"runs: {', '.join(f'{run[0]:.2f}s' for run in runs)}; succeeded: {ok}; "
+                f"runs: {', '.join(f'{run[0]:.2f}s' for run in runs)}; "
+                f"empty-day runs: {', '.join(f'{run[0]:.2f}s' for run in empty_runs)}; "
+                f"succeeded: {ok}; "
                 f"target <= 2x ceiling: "
                 f"{'PASS' if wall <= 2 * best else 'MISS'} (whole path), "
                 f"{'PASS' if marginal <= 2 * best else 'MISS'} (data-dependent part)"
             )
+            print(break_even(args.events, best, marginal, fixed))
+            print("where the fixed cost goes (the best day-without-events run):")
+            for label, seconds in min(empty_runs, key=lambda run: run.wall).phases.items():
+                print(f"  {label:<72}{seconds:>6.2f}s")
             slowest = sorted(per_node.items(), key=lambda kv: -kv[1])[:6]
             print(
                 "slowest dbt nodes: "

@@ -8,6 +8,7 @@ answers dagster-dbt's version probe without loading dbt.
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
@@ -16,9 +17,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from dagster_dbt import DbtCliResource
 from sqlalchemy import Engine, make_url, text
 
 from lytics.warehouse.urls import dbt_env, libpq_dsn
+from lytics_assets.metrics.assets import dbt_resource
+from lytics_assets.metrics.dbt_resource import LyticsDbtCliResource
 from lytics_assets.metrics.project import (
     DBT_DIR,
     DBT_EXECUTABLE,
@@ -122,39 +126,101 @@ def test_a_parse_made_for_another_database_is_not_reused(
     assert not manifest_is_current()
 
 
+def _dbt_test(
+    database_url: str, select: str, command: tuple[str, ...] = ("test",)
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            DBT_EXECUTABLE,
+            *command,
+            "--select",
+            select,
+            "--project-dir",
+            str(DBT_DIR),
+            "--profiles-dir",
+            str(DBT_DIR),
+            "--target-path",
+            str(TARGET_DIR / "tests-of-tests"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **dbt_env(database_url)},
+        cwd=DBT_DIR,
+    )
+
+
 def test_the_raw_events_constraints_test_fails_when_a_constraint_is_gone(
     database_url: str, engine: Engine
 ) -> None:
     # stg_events' keys are not re-scanned on every build because raw.events enforces
     # them; this dbt test is what notices if that stops being true.
-    def dbt_test() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                DBT_EXECUTABLE,
-                "test",
-                "--select",
-                "raw_events_constraints",
-                "--project-dir",
-                str(DBT_DIR),
-                "--profiles-dir",
-                str(DBT_DIR),
-                "--target-path",
-                str(TARGET_DIR / "constraints-test"),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, **dbt_env(database_url)},
-            cwd=DBT_DIR,
-        )
-
-    passing = dbt_test()
+    passing = _dbt_test(database_url, "raw_events_constraints")
     assert passing.returncode == 0, passing.stdout
     with engine.begin() as conn:
         conn.execute(text("ALTER TABLE raw.events DROP CONSTRAINT ck_events_type"))
-    failing = dbt_test()
+    failing = _dbt_test(database_url, "raw_events_constraints")
     assert failing.returncode == 1, failing.stdout
     assert "Got 1 result" in failing.stdout
+
+
+@pytest.mark.parametrize(
+    ("bad_rows", "broken"),
+    [
+        ("(1, '2026-03-02', 'sent', -1, 0)", "events >= 0"),
+        ("(1, '2026-03-02', 'opened', 1, 1), (1, '2026-03-02', 'opened', 2, 1)", "duplicate"),
+    ],
+)
+def test_well_formed_fails_on_a_broken_rule_or_a_duplicate_key(
+    database_url: str, engine: Engine, bad_rows: str, broken: str
+) -> None:
+    # One well_formed test stands for a unique key and several row rules (one scan
+    # instead of one test each); each must still be able to fail on its own.
+    with engine.begin() as conn:
+        conn.execute(text("CREATE SCHEMA IF NOT EXISTS analytics"))
+        conn.execute(
+            text(
+                "CREATE TABLE analytics.daily_email_events (project_id bigint, event_date date,"
+                " event_type text, events bigint, recipients bigint)"
+            )
+        )
+        conn.execute(
+            text("INSERT INTO analytics.daily_email_events VALUES (1, '2026-03-02', 'sent', 3, 2)")
+        )
+    select = "test_name:well_formed,daily_email_events"
+    passing = _dbt_test(database_url, select)
+    assert passing.returncode == 0, passing.stdout
+    with engine.begin() as conn:
+        conn.execute(text(f"INSERT INTO analytics.daily_email_events VALUES {bad_rows}"))
+    failing = _dbt_test(database_url, select)
+    assert failing.returncode == 1, (broken, failing.stdout)
+    assert "FAIL 1 well_formed_daily_email_events" in failing.stdout, failing.stdout
+
+
+def test_a_mart_that_gains_a_column_gets_it_added_and_filled(
+    database_url: str, engine: Engine
+) -> None:
+    # window_replace inserts into the existing mart; a column the model has and the
+    # table lacks is added first, with the type the model gives it.
+    with engine.begin() as conn:
+        conn.execute(text("CREATE SCHEMA IF NOT EXISTS analytics"))
+        conn.execute(
+            text(
+                "CREATE TABLE analytics.daily_email_events (project_id bigint, event_date date,"
+                " event_type text, events bigint)"
+            )
+        )
+    window = "{start_date: '2026-03-02', end_date: '2026-03-03'}"
+    run = _dbt_test(database_url, "+daily_email_events", ("run", "--vars", window))
+    assert run.returncode == 0, run.stdout
+    with engine.connect() as conn:
+        added = conn.execute(
+            text(
+                "SELECT data_type FROM information_schema.columns WHERE table_schema = 'analytics'"
+                " AND table_name = 'daily_email_events' AND column_name = 'recipients'"
+            )
+        ).scalar_one()
+    assert added == "bigint"
 
 
 def test_dbt_gets_one_thread_per_core_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,3 +228,22 @@ def test_dbt_gets_one_thread_per_core_unless_told(monkeypatch: pytest.MonkeyPatc
     assert dbt_environment()["LYTICS_DBT_THREADS"] == str(os.cpu_count() or 2)
     monkeypatch.setenv("LYTICS_DBT_THREADS", "8")
     assert dbt_environment()["LYTICS_DBT_THREADS"] == "8"
+
+
+def test_dagster_dbt_still_builds_its_adapter_where_our_resource_skips_it() -> None:
+    # LyticsDbtCliResource overrides a private method of dagster-dbt. If dagster-dbt
+    # renames it or cli() stops calling it, the override would silently do nothing
+    # (and every run would pay ~1 s again): fail here instead.
+    hook = "_initialize_dbt_core_adapter"
+    assert hook in vars(DbtCliResource), f"dagster-dbt no longer defines {hook}"
+    assert f"self.{hook}(" in inspect.getsource(DbtCliResource.cli), f"cli() no longer calls {hook}"
+    assert hook in vars(LyticsDbtCliResource)
+
+
+def test_our_dbt_invocations_run_without_an_in_process_adapter(tmp_path: Path) -> None:
+    resource = dbt_resource()
+    assert isinstance(resource, LyticsDbtCliResource)
+    invocation = resource.cli(["parse", "--quiet"], target_path=tmp_path, raise_on_error=False)
+    invocation.wait()
+    assert invocation.is_successful()
+    assert invocation.adapter is None

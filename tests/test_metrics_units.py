@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import date
 
+import jinja2
 import pytest
 from sqlalchemy import Engine, text
 
 from lytics.metrics.changes import Cursor, changed_days
 from lytics.metrics.periods import Period, change_percent
 from lytics_assets.metrics.checks import volume_anomalies
+from lytics_assets.metrics.project import DBT_DIR
 from lytics_assets.metrics.requests import modelled_days, range_request
 
 
@@ -101,3 +103,52 @@ def test_volume_anomalies_compare_with_the_same_weekday(engine: Engine) -> None:
         anomalies = volume_anomalies(conn, "2026-03-02")
     # 2: four times its weekday median; 3: nothing at all today; 4: too small to judge.
     assert sorted(a["project_id"] for a in anomalies) == [2, 3]
+
+
+# The regex form of url_host that the macro's cheaper string functions replace.
+REGEX_HOST = (
+    "nullif(lower(regexp_replace(substring(u from '^[a-zA-Z][a-zA-Z0-9+.-]*://([^/?#:]+)'),"
+    " '^www\\.', '')), '')"
+)
+AWKWARD_URLS = [
+    "https://google.com/",
+    "https://www.Google.com/search?q=a://b",
+    "HTTP://WWW.EXAMPLE.ORG",
+    "https://news.ycombinator.com:443/item?id=1",
+    "https://user:pw@host.example/path",
+    "https://host.example?x=1",
+    "https://host.example#frag",
+    "android-app://com.google.android.gm/",
+    "git+ssh://repo.example/x",
+    "1http://bad.example/",
+    "http:/one-slash.example",
+    "://no-scheme.example",
+    "https://",
+    "https:///path-only",
+    "https://www.",
+    "https://www.www.example.com/",
+    "mailto:someone@example.com",
+    "not a url",
+    "ht tp://space.example/",
+    "https://tab\t.example/",
+    "https://line\nbreak.example/",
+    "https://xn--bcher-kva.example/",
+    "https://bücher.example/",
+    "https://a.example/b://c.example/",
+    "",
+    None,
+]
+
+
+def test_url_host_macro_equals_the_regex_it_replaces(engine: Engine) -> None:
+    source = (DBT_DIR / "macros" / "host.sql").read_text()
+    macro_sql = jinja2.Environment().from_string(source + "{{ url_host('u') }}").render()
+    query = (
+        f"SELECT u, {macro_sql} AS fast, {REGEX_HOST} AS slow "
+        "FROM unnest(CAST(:urls AS text[])) AS u"
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(text(query), {"urls": AWKWARD_URLS}).all()
+    assert len(rows) == len(AWKWARD_URLS)
+    assert [r for r in rows if r.fast != r.slow] == []
+    assert {r.u: r.fast for r in rows}["https://www.Google.com/search?q=a://b"] == "google.com"

@@ -46,20 +46,6 @@
   ({{ day_column }} >= {{ window_start() }} and {{ day_column }} < {{ window_end() }})
 {%- endmacro %}
 
-{#
-  Incremental marts replace their window whole: delete it, then insert it
-  again, in the model's transaction. Use it as a string, pre_hook="{{ replace_window('day') }}",
-  so it renders when the model runs (is_incremental() is always false at parse time). A day that lost all its rows ends up
-  empty instead of keeping stale rows, and re-running a window changes nothing.
-#}
-{% macro replace_window(day_column) -%}
-  {%- if is_incremental() -%}
-    delete from {{ this }} where {{ in_window(day_column) }}
-  {%- else -%}
-    select 1
-  {%- endif -%}
-{%- endmacro %}
-
 {# Percentage change from `previous` to `current`, null when there is no base. #}
 {% macro pct_change(current, previous) -%}
   case when {{ previous }} is null or {{ previous }} = 0 then null

@@ -8,6 +8,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 from sqlalchemy import text
 
+from lytics_assets.metrics.dbt_resource import LyticsDbtCliResource
 from lytics_assets.metrics.partitions import daily
 from lytics_assets.metrics.project import DBT_DIR, DBT_EXECUTABLE, ensure_manifest
 from lytics_assets.metrics.run_settings import session_settings
@@ -82,7 +83,8 @@ def build_dbt_assets() -> dg.AssetsDefinition:
     return lytics_dbt
 
 
-def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(
+def dbt_resource() -> LyticsDbtCliResource:
+    # Not dagster-dbt's own class: see dbt_resource.py for the ~1 s per run it saves.
+    return LyticsDbtCliResource(
         project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR), dbt_executable=DBT_EXECUTABLE
     )

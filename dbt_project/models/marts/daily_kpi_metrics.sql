@@ -1,5 +1,4 @@
 {{ config(
-    pre_hook="{{ replace_window('metric_date') }}",
     meta={'day_column': 'metric_date'},
     indexes=[{'columns': ['project_id', 'metric_date']}],
 ) }}

@@ -1,5 +1,4 @@
-{{ config(pre_hook="{{ replace_window('metric_date') }}",
-    meta={'day_column': 'metric_date'}) }}
+{{ config(meta={'day_column': 'metric_date'}) }}
 -- Where sessions came from: the referrer host of each session's first event.
 with counted as (
     select project_id, session_date as metric_date, coalesce(referrer_host, '(direct)') as referrer,

@@ -1,5 +1,4 @@
-{{ config(pre_hook="{{ replace_window('metric_date') }}",
-    meta={'day_column': 'metric_date'}) }}
+{{ config(meta={'day_column': 'metric_date'}) }}
 -- Campaign sources (utm_source) of sessions.
 with counted as (
     select project_id, session_date as metric_date, utm_source, count(*) as sessions

@@ -1,5 +1,4 @@
 {{ config(
-    pre_hook="{{ replace_window('visit_date') }}",
     meta={'day_column': 'visit_date'},
     indexes=[{'columns': ['project_id', 'visit_date']}],
 ) }}

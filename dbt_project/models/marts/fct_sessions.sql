@@ -1,5 +1,4 @@
 {{ config(
-    pre_hook="{{ replace_window('session_date') }}",
     meta={'day_column': 'session_date'},
     indexes=[{'columns': ['project_id', 'session_date']}],
 ) }}
@@ -10,7 +9,8 @@
 --
 -- This is the heaviest model (one sort of every event in the window), so it reads
 -- only the columns it needs and scans raw.events twice instead of materializing a
--- CTE, and parses the referrer's host once per session, not once per event.
+-- CTE, and parses the referrer's host once per session, not once per event (and
+-- outside the aggregate, where it would be evaluated once per reference to it).
 with events as not materialized (
     select project_id, event_date, visitor_id, session_id, event_id, event_at, type, path, referrer, utm_source
     from {{ ref('stg_events') }}
@@ -24,7 +24,10 @@ unlabelled as (
         lag(event_at) over visitor_day as previous_at
     from events
     where session_id is null
-    window visitor_day as (partition by project_id, event_date, visitor_id order by event_at, event_id)
+    -- The visitor leads the partition key, in byte order ("C"): the same partitions,
+    -- but the sort compares a short prefix of the key first instead of two columns
+    -- that are equal for most rows.
+    window visitor_day as (partition by visitor_id collate "C", project_id, event_date order by event_at, event_id)
 ),
 
 inferred as (
@@ -35,7 +38,7 @@ inferred as (
                   or event_at - previous_at > interval '{{ var("session_timeout_minutes") }} minutes'
                 then 1 else 0
             end) over (
-                partition by project_id, event_date, visitor_id
+                partition by visitor_id collate "C", project_id, event_date
                 order by event_at, event_id
                 rows between unbounded preceding and current row
             ) as session_number
@@ -54,25 +57,33 @@ keyed as (
     select project_id, event_date, visitor_id collate "C", session_number,
            visitor_id, event_id, event_at, type, path, referrer, utm_source
     from inferred
+),
+
+sessions as (
+    select
+        project_id,
+        event_date as session_date,
+        case when session_number = 0 then 'sid:' || session_ref
+             else 'inf:' || session_ref || ':' || session_number end as session_key,
+        min(visitor_id) as visitor_id,
+        min(event_at) as started_at,
+        max(event_at) as ended_at,
+        extract(epoch from max(event_at) - min(event_at))::numeric(12, 3) as duration_seconds,
+        count(*) as events,
+        count(*) filter (where type = 'page') as pageviews,
+        -- A bounce: the session is a single pageview and nothing else.
+        (count(*) = 1 and bool_and(type = 'page')) as is_bounce,
+        -- The three ordered aggregates share one ordering, so Postgres sorts the input
+        -- once (by group, then time) and feeds every aggregate presorted rows.
+        (array_agg(path order by event_at, event_id) filter (where type = 'page'))[1] as landing_path,
+        (array_agg(referrer order by event_at, event_id))[1] as first_referrer,
+        (array_agg(utm_source order by event_at, event_id) filter (where utm_source is not null))[1] as utm_source
+    from keyed
+    group by session_ref, session_number, project_id, event_date
 )
 
 select
-    project_id,
-    event_date as session_date,
-    case when session_number = 0 then 'sid:' || session_ref
-         else 'inf:' || session_ref || ':' || session_number end as session_key,
-    min(visitor_id) as visitor_id,
-    min(event_at) as started_at,
-    max(event_at) as ended_at,
-    extract(epoch from max(event_at) - min(event_at))::numeric(12, 3) as duration_seconds,
-    count(*) as events,
-    count(*) filter (where type = 'page') as pageviews,
-    -- A bounce: the session is a single pageview and nothing else.
-    (count(*) = 1 and bool_and(type = 'page')) as is_bounce,
-    -- The three ordered aggregates share one ordering, so Postgres sorts the input
-    -- once (by group, then time) and feeds every aggregate presorted rows.
-    (array_agg(path order by event_at, event_id) filter (where type = 'page'))[1] as landing_path,
-    {{ url_host('(array_agg(referrer order by event_at, event_id))[1]') }} as referrer_host,
-    (array_agg(utm_source order by event_at, event_id) filter (where utm_source is not null))[1] as utm_source
-from keyed
-group by session_ref, session_number, project_id, event_date
+    project_id, session_date, session_key, visitor_id, started_at, ended_at, duration_seconds,
+    events, pageviews, is_bounce, landing_path, {{ url_host('first_referrer') }} as referrer_host,
+    utm_source
+from sessions

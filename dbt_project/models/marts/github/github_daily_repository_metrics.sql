@@ -1,5 +1,4 @@
-{{ config(pre_hook="{{ replace_window('metric_date') }}",
-    meta={'day_column': 'metric_date'}) }}
+{{ config(meta={'day_column': 'metric_date'}) }}
 {#
   One row per followed repository and UTC day of the window (zeros included, from the
   repository's creation on): stars gained, issues opened/closed, PRs opened/merged,
