@@ -176,14 +176,8 @@ def test_well_formed_fails_on_a_broken_rule_or_a_duplicate_key(
 ) -> None:
     # One well_formed test stands for a unique key and several row rules (one scan
     # instead of one test each); each must still be able to fail on its own.
+    _email_events_mart(engine, "recipients bigint")
     with engine.begin() as conn:
-        conn.execute(text("CREATE SCHEMA IF NOT EXISTS analytics"))
-        conn.execute(
-            text(
-                "CREATE TABLE analytics.daily_email_events (project_id bigint, event_date date,"
-                " event_type text, events bigint, recipients bigint)"
-            )
-        )
         conn.execute(
             text("INSERT INTO analytics.daily_email_events VALUES (1, '2026-03-02', 'sent', 3, 2)")
         )
@@ -202,14 +196,7 @@ def test_a_mart_that_gains_a_column_gets_it_added_and_filled(
 ) -> None:
     # window_replace inserts into the existing mart; a column the model has and the
     # table lacks is added first, with the type the model gives it.
-    with engine.begin() as conn:
-        conn.execute(text("CREATE SCHEMA IF NOT EXISTS analytics"))
-        conn.execute(
-            text(
-                "CREATE TABLE analytics.daily_email_events (project_id bigint, event_date date,"
-                " event_type text, events bigint)"
-            )
-        )
+    _email_events_mart(engine)
     window = "{start_date: '2026-03-02', end_date: '2026-03-03'}"
     run = _dbt_test(database_url, "+daily_email_events", ("run", "--vars", window))
     assert run.returncode == 0, run.stdout
@@ -221,6 +208,16 @@ def test_a_mart_that_gains_a_column_gets_it_added_and_filled(
             )
         ).scalar_one()
     assert added == "bigint"
+
+
+def _email_events_mart(engine: Engine, *extra_columns: str) -> None:
+    """An existing `daily_email_events` mart, as an earlier build would have left it."""
+    columns = ", ".join(
+        ("project_id bigint", "event_date date", "event_type text", "events bigint", *extra_columns)
+    )
+    with engine.begin() as conn:
+        conn.execute(text("CREATE SCHEMA IF NOT EXISTS analytics"))
+        conn.execute(text(f"CREATE TABLE analytics.daily_email_events ({columns})"))
 
 
 def test_dbt_gets_one_thread_per_core_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
