@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -53,6 +54,17 @@ def dagster_home(settings: Settings) -> Path:
     (home / "artifacts").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     return home
+
+
+# sockaddr_un holds 108 bytes on Linux, the terminating NUL included.
+_MAX_SOCKET_PATH = 107
+
+
+def dbt_socket(settings: Settings) -> Path | None:
+    """Where the warm dbt server listens (`lytics-dbt --serve`), or None when the
+    data folder's path is too long for a unix socket (runs then start dbt cold)."""
+    path = settings.data_path.resolve() / "dbt.sock"
+    return path if len(os.fsencode(path)) <= _MAX_SOCKET_PATH else None
 
 
 def ensure_demo_project(database_url: str) -> DemoKeys | None:
