@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -82,15 +83,18 @@ def _start(data_dir: Path, *flags: str, env: dict[str, str] | None = None) -> Ru
     )
 
 
-def _wait_for(running: Running, check: str, dagster: bool = True) -> None:
+def _wait_for_output(running: Running, text: str) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         assert running.process.poll() is None, f"lytics dev exited early:\n{running.output()}"
-        if check in running.output():
-            break
+        if text in running.output():
+            return
         time.sleep(0.25)
-    else:
-        pytest.fail(f"not ready within {STARTUP_TIMEOUT_S}s:\n{running.output()}")
+    pytest.fail(f"{text!r} not printed within {STARTUP_TIMEOUT_S}s:\n{running.output()}")
+
+
+def _wait_for(running: Running, check: str, dagster: bool = True) -> None:
+    _wait_for_output(running, check)
     ready = httpx.get(f"{running.api}/health/ready", timeout=5)
     assert ready.status_code == 200
     if dagster:
@@ -154,7 +158,13 @@ def test_dev_starts_everything_and_stops_clean_then_reuses_data(data_dir: Path) 
         assert "curl -u 'lyw_" in out
         postmaster = EmbeddedPostgres.in_data_dir(data_dir).postmaster_pid()
         assert postmaster is not None
+        # The warm dbt server runs beside the daemon, reachable by this user only.
+        socket = data_dir.resolve() / "dbt.sock"
+        _wait_for_output(first, f"warm on {socket}")
+        assert socket.is_socket()
+        assert stat.S_IMODE(socket.stat().st_mode) == 0o600
         _stop_and_check_clean(first, signal.SIGTERM, postmaster)
+        assert not socket.exists()
     finally:
         if first.process.poll() is None:
             first.process.kill()

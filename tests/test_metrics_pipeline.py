@@ -23,6 +23,7 @@ from lytics import api_keys
 from lytics.projects import get_project
 from lytics.settings import Settings
 from lytics_assets.metrics.checks import reconciles_with_raw
+from lytics_assets.metrics.dbt_server import SERVER_ENV
 from lytics_assets.metrics.project import TARGET_DIR
 from lytics_assets.metrics.sensors import raw_data_sensor
 from lytics_assets.resources import WarehouseResource
@@ -37,6 +38,7 @@ from tests.support.pipeline import (
     run_demo,
     snapshot,
 )
+from tests.support.warm_dbt import WarmDbt
 
 END = date(2025, 3, 9)
 DAYS = [(END - timedelta(days=i)).isoformat() for i in (2, 1, 0)]
@@ -89,12 +91,28 @@ def _site_metrics(engine: Engine) -> dict[tuple[str, str], dict[str, Any]]:
         return {(r.slug, r.day): dict(r._mapping) for r in rows}
 
 
+@pytest.fixture(params=["warm", "cold"])
+def dbt_start(
+    request: pytest.FixtureRequest, warm_dbt: WarmDbt, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """Both ways Lytics runs dbt: through the warm server (`lytics dev`) and started
+    cold in the run's own process (a deployment without the server)."""
+    if request.param == "warm":
+        warm_dbt.wait_ready()
+    else:
+        monkeypatch.delenv(SERVER_ENV)
+    return str(request.param)
+
+
 @pytest.mark.slow
 def test_marts_equal_the_generators_ground_truth(
-    pipeline: Pipeline, truth: dict[str, Any], engine: Engine
+    pipeline: Pipeline, truth: dict[str, Any], engine: Engine, dbt_start: str, warm_dbt: WarmDbt
 ) -> None:
+    runs_before = warm_dbt.runs()
     result = pipeline.build(DAYS[0], DAYS[-1])
     assert result.success
+    served = warm_dbt.runs() - runs_before
+    assert served >= 1 if dbt_start == "warm" else served == 0, warm_dbt.output()
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["reconciles_with_raw"] is True
     assert all(checks.values()), checks

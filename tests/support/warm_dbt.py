@@ -30,9 +30,19 @@ class WarmDbt:
         """How many dbt children the server has started."""
         return self.output().count(": started pid ")
 
+    def wait_ready(self) -> WarmDbt:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while " warm on " not in self.output():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the warm dbt server did not start:\n{self.output()}")
+            time.sleep(0.05)
+        return self
+
 
 @contextmanager
-def warm_dbt_server() -> Iterator[WarmDbt]:
+def warm_dbt_server(*, wait: bool = True) -> Iterator[WarmDbt]:
+    """A running server; with `wait=False` it may still be importing dbt when this
+    yields (callers run dbt cold until it listens)."""
     # Not pytest's tmp_path: its long names can overflow a unix socket's path.
     folder = Path(tempfile.mkdtemp(prefix="lytd-", dir="/tmp"))
     socket, log = folder / "dbt.sock", folder / "server.log"
@@ -42,12 +52,7 @@ def warm_dbt_server() -> Iterator[WarmDbt]:
         )
     server = WarmDbt(socket, log, process)
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while " warm on " not in server.output():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the warm dbt server did not start:\n{server.output()}")
-            time.sleep(0.05)
-        yield server
+        yield server.wait_ready() if wait else server
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(10)
