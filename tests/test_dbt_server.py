@@ -146,6 +146,40 @@ def test_a_malformed_request_does_not_take_the_server_down(server: WarmDbt, tmp_
     assert server.process.poll() is None
 
 
+def test_a_caller_that_sends_nothing_does_not_hold_up_the_others(
+    server: WarmDbt, tmp_path: Path
+) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as silent:
+        silent.connect(str(server.socket))
+        began = time.monotonic()
+        answer = _dbt(LIST_MODELS, warm=server, target=tmp_path)
+        waited = time.monotonic() - began
+    assert answer.returncode == 0, answer.stderr
+    assert "fct_sessions" in answer.stdout.split()
+    # Served after the silent caller timed out, not after it hung up.
+    assert waited < dbt_server.REQUEST_TIMEOUT_S + 30
+
+
+def test_runs_started_together_all_finish(server: WarmDbt, tmp_path: Path) -> None:
+    before = server.runs()
+    environment = {**os.environ, dbt_server.SERVER_ENV: str(server.socket)}
+    clients = [
+        subprocess.Popen(
+            [DBT_EXECUTABLE, *LIST_MODELS, "--target-path", str(tmp_path / f"t{i}")],
+            cwd=DBT_DIR,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(3)
+    ]
+    outputs = [client.communicate(timeout=120) for client in clients]
+    assert [client.returncode for client in clients] == [0, 0, 0], outputs
+    assert all("fct_sessions" in out.split() for out, _ in outputs)
+    assert server.runs() == before + 3
+
+
 def _sleeping(database_url: str) -> int:
     with psycopg.connect(libpq_dsn(database_url), autocommit=True) as conn:
         row = conn.execute(

@@ -46,6 +46,9 @@ MAX_SOCKET_PATH = 107
 # A child whose client vanished gets SIGINT (dbt cancels its queries and stops),
 # then is killed if it is still running after this long.
 ORPHAN_GRACE_S = 30.0
+# The server reads requests one at a time: a caller that connects and sends
+# nothing must not hold up the others for longer than this.
+REQUEST_TIMEOUT_S = 5.0
 # What a cold `dbt build` imports before it runs a node.
 WARM_MODULES = ("dbt.cli.main", "dbt.adapters.postgres", "dbt.parser.manifest", "dbt.task.build")
 
@@ -176,6 +179,7 @@ def _handle(conn: socket.socket) -> None:
         if _peer_uid(conn) != os.getuid():
             _refuse(conn, "another user")
             return
+        conn.settimeout(REQUEST_TIMEOUT_S)
         data, fds, _, _ = socket.recv_fds(conn, MAX_REQUEST, 3)
         request = json.loads(data)
         if (request.get("dbt"), request.get("python")) != (dbt_version(), sys.executable):
@@ -217,6 +221,7 @@ def _child(conn: socket.socket, fds: list[int], request: dict[str, Any]) -> NoRe
         for signum in (signal.SIGCHLD, signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        conn.settimeout(None)  # the run may take hours; its client waits as long
         for target, fd in zip((0, 1, 2), fds, strict=True):
             os.dup2(fd, target)
         os.chdir(request["cwd"])
