@@ -244,3 +244,32 @@ def test_our_dbt_invocations_run_without_an_in_process_adapter(tmp_path: Path) -
     invocation.wait()
     assert invocation.is_successful()
     assert invocation.adapter is None
+
+
+def test_dbt_reports_nothing_to_a_third_party(tmp_path: Path) -> None:
+    # dbt sends anonymous usage events to dbt Labs unless a project opts out, and
+    # marks the machine with a cookie (.user.yml in the profiles folder) when it does.
+    (tmp_path / "profiles.yml").write_text((DBT_DIR / "profiles.yml").read_text())
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DBT_")}
+    answer = subprocess.run(
+        [
+            DBT_EXECUTABLE,
+            "ls",
+            "--project-dir",
+            str(DBT_DIR),
+            "--profiles-dir",
+            str(tmp_path),
+            "--target-path",
+            str(tmp_path / "target"),
+            "--resource-type",
+            "model",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=environment,
+    )
+    assert answer.returncode == 0, answer.stderr
+    assert "fct_sessions" in answer.stdout
+    assert not (tmp_path / ".user.yml").exists()

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 
@@ -114,6 +115,53 @@ def test_a_server_for_another_dbt_refuses_and_the_caller_runs_cold(
     monkeypatch.setattr(dbt_server, "dbt_version", lambda: "0.0.1")
     assert dbt_server.run_remote(str(server.socket), ["--help"]) is None
     assert "request refused: another dbt or interpreter" in server.output()
+
+
+def test_the_server_warms_up_and_keeps_nothing_a_fork_must_not_share(server: WarmDbt) -> None:
+    assert "warmed up by `dbt parse`" in server.output()
+    assert "(exit codes [0, 0])" in server.output(), server.output()
+    process = psutil.Process(server.process.pid)
+    # Forked children would share these with the server and with each other; a
+    # thread (native ones included) would be missing in them.
+    assert process.num_threads() == 1
+    # Its listener (and a request being read) and nothing else: no database connection.
+    sockets = process.net_connections(kind="unix")
+    assert {(c.laddr, c.raddr) for c in sockets} == {(str(server.socket), "")}
+    assert process.net_connections(kind="inet") == []
+
+
+def test_a_full_parse_in_a_warm_child_finishes(server: WarmDbt, tmp_path: Path) -> None:
+    # A new target folder has no saved parse: dbt parses every model, with its static
+    # parser (a native thread pool), in the child. It hung when the warm-up had
+    # started that pool in the server before the fork.
+    answer = _dbt(["parse", "--quiet"], warm=server, target=tmp_path / "fresh")
+    assert answer.returncode == 0, answer.stderr
+    assert (tmp_path / "fresh" / "manifest.json").exists()
+
+
+def test_fork_hazards_are_found() -> None:
+    # What the server checks after its warm-up; it starts again without one if any.
+    probe = (
+        "import socket, threading, time\n"
+        "from lytics_assets.metrics.dbt_server import _fork_hazards\n"
+        "assert _fork_hazards() == '', _fork_hazards()\n"
+        "s = socket.socket()\n"
+        "threading.Thread(target=time.sleep, args=(5,), daemon=True).start()\n"
+        "print(_fork_hazards())\n"
+        # A native thread pool, as dbt's static parser starts: invisible to `threading`.
+        "from dbt_extractor import py_extract_from_source\n"
+        "py_extract_from_source('select 1')\n"
+        "time.sleep(0.2)\n"
+        "print(threading.active_count(), _fork_hazards())\n"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    first, native = answer.stdout.splitlines()
+    assert "1 thread(s)" in first
+    assert "a socket (fd" in first
+    python_threads, hazards = native.split(" ", 1)
+    assert int(hazards.split()[0]) > int(python_threads) - 1, native
 
 
 def test_only_this_user_can_reach_the_server(server: WarmDbt) -> None:

@@ -29,10 +29,14 @@ import json
 import os
 import signal
 import socket
+import stat
 import struct
 import sys
+import tempfile
 import threading
+import time
 import traceback
+from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
@@ -50,7 +54,14 @@ ORPHAN_GRACE_S = 30.0
 # nothing must not hold up the others for longer than this.
 REQUEST_TIMEOUT_S = 5.0
 # What a cold `dbt build` imports before it runs a node.
-WARM_MODULES = ("dbt.cli.main", "dbt.adapters.postgres", "dbt.parser.manifest", "dbt.task.build")
+WARM_MODULES = (
+    "dbt.cli.main",
+    "dbt.adapters.postgres",
+    "dbt.parser.manifest",
+    "dbt.task.build",
+    "dbt_common.clients.agate_helper",
+    "google.protobuf.descriptor_pb2",
+)
 
 
 def dbt_version() -> str:
@@ -61,11 +72,23 @@ def socket_path_fits(path: Path) -> bool:
     return len(os.fsencode(path)) <= MAX_SOCKET_PATH
 
 
+def serve_args(path: Path, *, warm: bool = True) -> list[str]:
+    """`lytics-dbt` arguments that start a server on `path`."""
+    return ["--serve", str(path)] + ([] if warm else ["--no-warm-up"])
+
+
+def supported() -> bool:
+    """SOCK_SEQPACKET unix sockets and SO_PEERCRED: Linux. Elsewhere dbt runs cold."""
+    return sys.platform == "linux"
+
+
 # --- client ---------------------------------------------------------------
 
 
 def run_remote(path: str, argv: list[str]) -> int | None:
     """dbt's exit code from a warm child, or None when no child started (run cold)."""
+    if not supported():
+        return None
     try:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         conn.connect(path)
@@ -130,13 +153,17 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     raise _Stop(signal.Signals(signum).name)
 
 
-def serve(path: Path) -> None:
-    """Import dbt once, then fork a child for every request until SIGTERM or SIGINT."""
-    for module in WARM_MODULES:
-        importlib.import_module(module)
-
+def serve(path: Path, warm_up: Sequence[str] = ()) -> None:
+    """Import dbt once (and run the `warm_up` dbt command), then fork a child for
+    every request until SIGTERM or SIGINT."""
+    if not supported():
+        raise SystemExit(f"lytics-dbt: the warm dbt server needs Linux, not {sys.platform}")
     if not socket_path_fits(path):
         raise SystemExit(f"lytics-dbt: socket path too long for a unix socket: {path}")
+    for module in WARM_MODULES:
+        importlib.import_module(module)
+    if warm_up:
+        _warm_up(path, list(warm_up))
     # Children are never waited for: the kernel reaps them.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop)
@@ -166,6 +193,57 @@ def serve(path: Path) -> None:
         if os.getpid() == server_pid:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+
+
+def _warm_up(path: Path, argv: list[str]) -> None:
+    """Run a dbt command here, before serving, so every child inherits what dbt builds
+    on its first invocation in a process: the generated (de)serialization code of its
+    artifacts, their JSON schemas, compiled templates (~1 s of every first run).
+
+    Twice: the second run reads the saved parse the first wrote, as a real run does.
+    The command must leave nothing a fork should not share; if it leaves a thread or
+    an open socket, the server starts again without a warm-up. (dbt's static parser,
+    a Rust library, leaves a thread pool: the warm-up runs without it.)
+    """
+    began = time.monotonic()
+    quiet = ["--log-level-file", "none", "--quiet", "--no-static-parser"]
+    with tempfile.TemporaryDirectory(prefix="lytics-dbt-warm-up-") as target:
+        codes = [_run_dbt("dbt", [*argv, "--target-path", target, *quiet]) for _ in range(2)]
+    if hazards := _fork_hazards():
+        print(f"lytics-dbt: the warm-up left {hazards}; starting again without it", flush=True)
+        launcher = "lytics_assets.metrics.dbt_launcher"
+        os.execv(sys.executable, [sys.executable, "-m", launcher, *serve_args(path, warm=False)])  # noqa: S606 - our own interpreter and module
+    print(
+        f"lytics-dbt: warmed up by `dbt {' '.join(argv[:1])}` in "
+        f"{time.monotonic() - began:.1f}s (exit codes {codes})",
+        flush=True,
+    )
+
+
+def _fork_hazards() -> str:
+    """What this process holds that a forked child must not share with it.
+
+    Threads are counted by the kernel, not by `threading`: a native library's
+    thread pool (dbt's static parser starts one) does not survive a fork, and a
+    child that waits on it waits forever.
+    """
+    found = []
+    threads = _native_threads()
+    if threads > 1:
+        found.append(f"{threads - 1} thread(s)")
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if stat.S_ISSOCK(os.fstat(int(name)).st_mode):
+                found.append(f"a socket (fd {name})")
+    return ", ".join(found)
+
+
+def _native_threads() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    raise RuntimeError("no thread count in /proc/self/status")
 
 
 def _peer_uid(conn: socket.socket) -> int:
@@ -245,6 +323,7 @@ def _child(conn: socket.socket, fds: list[int], request: dict[str, Any]) -> NoRe
 def _run_dbt(prog: str, argv: list[str]) -> int:
     from dbt.cli.main import cli
 
+    saved = sys.argv
     sys.argv = [prog, *argv]  # click names the program after sys.argv[0] in its messages
     try:
         cli()
@@ -253,6 +332,8 @@ def _run_dbt(prog: str, argv: list[str]) -> int:
             return exit_.code or 0
         print(exit_.code, file=sys.stderr)
         return 1
+    finally:
+        sys.argv = saved
     return 0
 
 
