@@ -164,6 +164,8 @@ def serve(path: Path, warm_up: Sequence[str] = ()) -> None:
         importlib.import_module(module)
     if warm_up:
         _warm_up(path, list(warm_up))
+    elif hazards := _fork_hazards():
+        raise SystemExit(f"lytics-dbt: importing dbt left {hazards}; forking is not safe")
     # Children are never waited for: the kernel reaps them.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop)
@@ -200,7 +202,6 @@ def _warm_up(path: Path, argv: list[str]) -> None:
     on its first invocation in a process: the generated (de)serialization code of its
     artifacts, their JSON schemas, compiled templates (~1 s of every first run).
 
-    Twice: the second run reads the saved parse the first wrote, as a real run does.
     The command must leave nothing a fork should not share; if it leaves a thread or
     an open socket, the server starts again without a warm-up. (dbt's static parser,
     a Rust library, leaves a thread pool: the warm-up runs without it.)
@@ -208,6 +209,7 @@ def _warm_up(path: Path, argv: list[str]) -> None:
     began = time.monotonic()
     quiet = ["--log-level-file", "none", "--quiet", "--no-static-parser"]
     with tempfile.TemporaryDirectory(prefix="lytics-dbt-warm-up-") as target:
+        # The second run reads the parse the first saved, as a real run does.
         codes = [_run_dbt("dbt", [*argv, "--target-path", target, *quiet]) for _ in range(2)]
     if hazards := _fork_hazards():
         print(f"lytics-dbt: the warm-up left {hazards}; starting again without it", flush=True)
