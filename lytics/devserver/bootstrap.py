@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,10 +62,12 @@ _MAX_SOCKET_PATH = 107
 
 
 def dbt_socket(settings: Settings) -> Path | None:
-    """Where the warm dbt server listens (`lytics-dbt --serve`), or None when the
-    data folder's path is too long for a unix socket (runs then start dbt cold)."""
+    """Where the warm dbt server listens (`lytics-dbt --serve`), or None where it
+    cannot run: not Linux (it needs SOCK_SEQPACKET and SO_PEERCRED), or a data
+    folder whose path is too long for a unix socket. Runs then start dbt cold."""
     path = settings.data_path.resolve() / "dbt.sock"
-    return path if len(os.fsencode(path)) <= _MAX_SOCKET_PATH else None
+    fits = len(os.fsencode(path)) <= _MAX_SOCKET_PATH
+    return path if fits and sys.platform == "linux" else None
 
 
 def ensure_demo_project(database_url: str) -> DemoKeys | None:
