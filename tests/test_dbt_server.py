@@ -40,33 +40,43 @@ def server() -> Iterator[WarmDbt]:
         yield running
 
 
-def _dbt(
+def _start(
     args: list[str],
     *,
-    warm: WarmDbt | None,
+    warm: Path | None,
+    target: Path,
     cwd: Path = DBT_DIR,
     env: dict[str, str] | None = None,
-    target: Path,
-) -> subprocess.CompletedProcess[str]:
+) -> subprocess.Popen[str]:
+    """`lytics-dbt ARGS` writing to `target`, through the server listening on `warm`."""
     environment = {k: v for k, v in os.environ.items() if k != dbt_server.SERVER_ENV}
     environment.update(env or {}, DBT_TARGET_PATH=str(target))
     if warm is not None:
-        environment[dbt_server.SERVER_ENV] = str(warm.socket)
-    return subprocess.run(
+        environment[dbt_server.SERVER_ENV] = str(warm)
+    return subprocess.Popen(
         [DBT_EXECUTABLE, *args],
         cwd=cwd,
         env=environment,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
-        check=False,
     )
+
+
+def _dbt(args: list[str], *, warm: Path | None, target: Path) -> subprocess.CompletedProcess[str]:
+    client = _start(args, warm=warm, target=target)
+    try:
+        stdout, stderr = client.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        client.kill()
+        raise
+    return subprocess.CompletedProcess(client.args, client.returncode, stdout, stderr)
 
 
 def test_a_warm_command_answers_as_the_cold_one(server: WarmDbt, tmp_path: Path) -> None:
     before = server.runs()
     cold = _dbt(LIST_MODELS, warm=None, target=tmp_path / "cold")
-    warm = _dbt(LIST_MODELS, warm=server, target=tmp_path / "warm")
+    warm = _dbt(LIST_MODELS, warm=server.socket, target=tmp_path / "warm")
     assert server.runs() == before + 1, server.output()
     assert (warm.returncode, cold.returncode) == (0, 0), warm.stderr + cold.stderr
     assert sorted(warm.stdout.split()) == sorted(cold.stdout.split())
@@ -77,7 +87,7 @@ def test_the_callers_directory_and_environment_reach_dbt(server: WarmDbt, tmp_pa
     # No --project-dir: dbt finds the project in its working directory, which the
     # server's is not; DBT_TARGET_PATH exists only in the caller's environment.
     target = tmp_path / "from-env"
-    answer = _dbt(LIST_MODELS, warm=server, target=target)
+    answer = _dbt(LIST_MODELS, warm=server.socket, target=target)
     assert answer.returncode == 0, answer.stderr
     assert (target / "manifest.json").exists()
 
@@ -85,7 +95,7 @@ def test_the_callers_directory_and_environment_reach_dbt(server: WarmDbt, tmp_pa
 def test_a_failing_command_keeps_its_exit_code_and_message(server: WarmDbt, tmp_path: Path) -> None:
     cold = _dbt(["build", "--no-such-flag"], warm=None, target=tmp_path)
     before = server.runs()
-    warm = _dbt(["build", "--no-such-flag"], warm=server, target=tmp_path)
+    warm = _dbt(["build", "--no-such-flag"], warm=server.socket, target=tmp_path)
     assert server.runs() == before + 1
     assert warm.returncode == cold.returncode == 2
     assert "No such option" in warm.stderr
@@ -93,16 +103,7 @@ def test_a_failing_command_keeps_its_exit_code_and_message(server: WarmDbt, tmp_
 
 
 def test_without_a_server_the_command_runs_cold(tmp_path: Path) -> None:
-    environment = {**os.environ, dbt_server.SERVER_ENV: str(tmp_path / "nobody-listens.sock")}
-    answer = subprocess.run(
-        [DBT_EXECUTABLE, *LIST_MODELS, "--target-path", str(tmp_path / "t")],
-        cwd=DBT_DIR,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    answer = _dbt(LIST_MODELS, warm=tmp_path / "nobody-listens.sock", target=tmp_path / "t")
     assert answer.returncode == 0, answer.stderr
     assert "fct_sessions" in answer.stdout.split()
 
@@ -134,7 +135,7 @@ def test_a_full_parse_in_a_warm_child_finishes(server: WarmDbt, tmp_path: Path) 
     # A new target folder has no saved parse: dbt parses every model, with its static
     # parser (a native thread pool), in the child. It hung when the warm-up had
     # started that pool in the server before the fork.
-    answer = _dbt(["parse", "--quiet"], warm=server, target=tmp_path / "fresh")
+    answer = _dbt(["parse", "--quiet"], warm=server.socket, target=tmp_path / "fresh")
     assert answer.returncode == 0, answer.stderr
     assert (tmp_path / "fresh" / "manifest.json").exists()
 
@@ -189,7 +190,7 @@ def test_a_malformed_request_does_not_take_the_server_down(server: WarmDbt, tmp_
         socket.send_fds(conn, [json.dumps(request).encode()], [0, 1])  # stderr missing
         assert conn.recv(256).startswith(b"refused")
     assert "request dropped" in server.output()
-    answer = _dbt(LIST_MODELS, warm=server, target=tmp_path)
+    answer = _dbt(LIST_MODELS, warm=server.socket, target=tmp_path)
     assert answer.returncode == 0, answer.stderr
     assert server.process.poll() is None
 
@@ -200,7 +201,7 @@ def test_a_caller_that_sends_nothing_does_not_hold_up_the_others(
     with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as silent:
         silent.connect(str(server.socket))
         began = time.monotonic()
-        answer = _dbt(LIST_MODELS, warm=server, target=tmp_path)
+        answer = _dbt(LIST_MODELS, warm=server.socket, target=tmp_path)
         waited = time.monotonic() - began
     assert answer.returncode == 0, answer.stderr
     assert "fct_sessions" in answer.stdout.split()
@@ -210,18 +211,7 @@ def test_a_caller_that_sends_nothing_does_not_hold_up_the_others(
 
 def test_runs_started_together_all_finish(server: WarmDbt, tmp_path: Path) -> None:
     before = server.runs()
-    environment = {**os.environ, dbt_server.SERVER_ENV: str(server.socket)}
-    clients = [
-        subprocess.Popen(
-            [DBT_EXECUTABLE, *LIST_MODELS, "--target-path", str(tmp_path / f"t{i}")],
-            cwd=DBT_DIR,
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(3)
-    ]
+    clients = [_start(LIST_MODELS, warm=server.socket, target=tmp_path / f"t{i}") for i in range(3)]
     outputs = [client.communicate(timeout=120) for client in clients]
     assert [client.returncode for client in clients] == [0, 0, 0], outputs
     assert all("fct_sessions" in out.split() for out, _ in outputs)
@@ -239,15 +229,13 @@ def _sleeping(database_url: str) -> int:
 
 
 def _start_long_query(server: WarmDbt, database_url: str, tmp_path: Path) -> subprocess.Popen[str]:
-    environment = {**os.environ, **dbt_env(database_url), dbt_server.SERVER_ENV: str(server.socket)}
-    args = ["show", "--inline", "select pg_sleep(600)", "--target-path", str(tmp_path / "t")]
-    client = subprocess.Popen(
-        [DBT_EXECUTABLE, *args, "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)],
+    args = ["show", "--inline", "select pg_sleep(600)", "--project-dir", str(DBT_DIR)]
+    client = _start(
+        [*args, "--profiles-dir", str(DBT_DIR)],
+        warm=server.socket,
+        target=tmp_path / "t",
         cwd=tmp_path,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        env=dbt_env(database_url),
     )
     deadline = time.monotonic() + 60
     while _sleeping(database_url) == 0:
