@@ -11,7 +11,6 @@ from sqlalchemy import Engine
 
 from lytics.settings import Settings, get_settings
 from lytics.warehouse.engine import create_sync_engine
-from lytics_assets.metrics.dbt_server import SERVER_ENV
 from tests.support.dagster_ui import running_webserver
 from tests.support.postgres import (
     create_database,
@@ -20,24 +19,8 @@ from tests.support.postgres import (
     server_for_tests,
     unique_name,
 )
-from tests.support.warm_dbt import WarmDbt, warm_dbt_server
 
 TEST_SECRET = "test-secret-key-not-for-production"
-
-
-@pytest.fixture(scope="session", autouse=True)
-def warm_dbt() -> Iterator[WarmDbt]:
-    """dbt for every test runs as `lytics dev` runs it: through the warm dbt server.
-
-    Not awaited: until it listens (a few seconds), dbt starts cold. Tests that must
-    use it call `wait_ready()`; tests of the cold path remove LYTICS_DBT_SERVER.
-    """
-    with warm_dbt_server(wait=False) as server:
-        os.environ[SERVER_ENV] = str(server.socket)
-        try:
-            yield server
-        finally:
-            os.environ.pop(SERVER_ENV, None)
 
 
 @pytest.fixture(scope="session")

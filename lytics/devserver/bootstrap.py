@@ -57,19 +57,6 @@ def dagster_home(settings: Settings) -> Path:
     return home
 
 
-# sockaddr_un holds 108 bytes on Linux, the terminating NUL included.
-_MAX_SOCKET_PATH = 107
-
-
-def dbt_socket(settings: Settings) -> Path | None:
-    """Where the warm dbt server listens (`lytics-dbt --serve`), or None where it
-    cannot run: not Linux (it needs SOCK_SEQPACKET and SO_PEERCRED), or a data
-    folder whose path is too long for a unix socket. Runs then start dbt cold."""
-    path = settings.data_path.resolve() / "dbt.sock"
-    fits = len(os.fsencode(path)) <= _MAX_SOCKET_PATH
-    return path if fits and sys.platform == "linux" else None
-
-
 def ensure_demo_project(database_url: str) -> DemoKeys | None:
     """On a first start, a demo project and its keys; None when projects already exist."""
     engine = create_sync_engine(database_url)

@@ -22,7 +22,6 @@ from lytics.devserver.bootstrap import (
     DemoKeys,
     dagster_home,
     dagster_url,
-    dbt_socket,
     ensure_demo_project,
     migrate_schema,
     secret_key,
@@ -114,8 +113,6 @@ class DevPlatform:
                 LYTICS_DAGSTER_ARTIFACTS=str(home / "artifacts"),
                 LYTICS_DAGSTER_GRAPHQL_URL=f"{self.options.ui_url}/graphql",
             )
-            if (socket := dbt_socket(self.settings)) is not None:
-                env.update(LYTICS_DBT_SERVER=str(socket))
         return env
 
     def _start_services(self, env: dict[str, str]) -> None:
@@ -132,10 +129,6 @@ class DevPlatform:
             )
             daemon = [str(bindir / "dagster-daemon"), "run", "-w", workspace]
             self.supervisor.start("daemon", daemon, env, cwd=str(REPO_ROOT))
-            if socket := env.get("LYTICS_DBT_SERVER"):
-                # Until it listens, and whenever it is gone, runs start dbt cold.
-                warm_dbt = [str(bindir / "lytics-dbt"), "--serve", socket]
-                self.supervisor.start("dbt", warm_dbt, env, cwd=str(REPO_ROOT))
 
     def _poll(self, url: str, body: dict[str, object] | None, expect: str) -> bool:
         deadline = time.monotonic() + READY_TIMEOUT_S
