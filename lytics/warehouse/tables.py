@@ -323,7 +323,6 @@ events = Table(
     # Exports and sensors window by arrival time; BRIN stays tiny on append-only data.
     Index("ix_events_received_at_brin", "received_at", postgresql_using="brin"),
     # Marts rebuild day windows by event time, which follows arrival closely.
-    Index("ix_events_timestamp_brin", "timestamp", postgresql_using="brin"),
     schema="raw",
 )
 
