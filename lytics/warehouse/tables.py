@@ -322,7 +322,6 @@ events = Table(
     Index(None, "project_id", "timestamp"),
     # Exports and sensors window by arrival time; BRIN stays tiny on append-only data.
     Index("ix_events_received_at_brin", "received_at", postgresql_using="brin"),
-    # Marts rebuild day windows by event time, which follows arrival closely.
     schema="raw",
 )
 
