@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from lytics.settings import Settings
+
 log = logging.getLogger("lytics.alerts")
 TIMEOUT_S = 10.0
 
@@ -25,13 +27,27 @@ class Alert:
     context: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AlertTargets:
+    """Where alerts go. Build it with `from_settings`: the defaults live in Settings."""
+
     webhook_url: str | None = None
     email_to: str | None = None
-    resend_api_url: str = "https://api.resend.com"
+    resend_api_url: str
     resend_api_key: str | None = None
-    mail_from: str = "alerts@lytics.localhost"
+    mail_from: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AlertTargets:
+        """LYTICS_ALERT_WEBHOOK_URL, LYTICS_ALERT_EMAIL; email through RESEND_* from MAIL_FROM."""
+        key = settings.resend_api_key
+        return cls(
+            webhook_url=settings.alert_webhook_url,
+            email_to=settings.alert_email,
+            resend_api_url=settings.resend_api_url,
+            resend_api_key=key.get_secret_value() if key is not None else None,
+            mail_from=settings.mail_sender,
+        )
 
 
 def send_alert(alert: Alert, targets: AlertTargets) -> dict[str, str]:

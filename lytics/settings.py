@@ -7,12 +7,13 @@ rest carry a `LYTICS_` prefix.
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -91,11 +92,27 @@ class Settings(BaseSettings):
         3, ge=1, le=32, validation_alias=_env("LYTICS_WRITER_CONCURRENCY")
     )
 
+    # --- metrics (dbt) -------------------------------------------------------------
+    # The first day the daily metric partitions cover; earlier events are not modelled.
+    partitions_start: date = Field(
+        date(2025, 1, 1), validation_alias=_env("LYTICS_PARTITIONS_START")
+    )
+    # dbt models and tests built side by side in a metrics run; unset: one per CPU core
+    # (see `dbt_thread_count`).
+    dbt_threads: int | None = Field(None, ge=1, le=64, validation_alias=_env("LYTICS_DBT_THREADS"))
+
+    # --- alerts --------------------------------------------------------------------
+    # Failed Dagster runs are always logged; also posted here and emailed (through
+    # Resend, from MAIL_FROM) when set.
+    alert_webhook_url: str | None = Field(None, validation_alias=_env("LYTICS_ALERT_WEBHOOK_URL"))
+    alert_email: str | None = Field(None, validation_alias=_env("LYTICS_ALERT_EMAIL"))
+
     # --- external services (base URLs so tests can point at local stand-ins) ----
     github_api_url: str = Field("https://api.github.com", validation_alias=_env("GITHUB_API_URL"))
     github_token: SecretStr | None = Field(None, validation_alias=_env("GITHUB_TOKEN"))
     resend_api_url: str = Field("https://api.resend.com", validation_alias=_env("RESEND_API_URL"))
     resend_api_key: SecretStr | None = Field(None, validation_alias=_env("RESEND_API_KEY"))
+    # The sender of every email Lytics sends (digests and alerts), see `mail_sender`.
     mail_from: str = Field("digest@lytics.localhost", validation_alias=_env("MAIL_FROM"))
     mail_from_name: str = Field("Lytics", validation_alias=_env("MAIL_FROM_NAME"))
     s3_endpoint_url: str | None = Field(None, validation_alias=_env("S3_ENDPOINT_URL"))
@@ -185,6 +202,46 @@ class Settings(BaseSettings):
     exports_s3_max_attempts: int = Field(
         8, ge=1, le=20, validation_alias=_env("LYTICS_EXPORTS_S3_MAX_ATTEMPTS")
     )
+
+    @field_validator(
+        "dbt_threads",
+        "alert_webhook_url",
+        "alert_email",
+        "github_token",
+        "resend_api_key",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `NAME=` in a .env file or a compose file means "not set", not "empty".
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _webhook_is_http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("alert_email")
+    @classmethod
+    def _email_has_at(cls, value: str | None) -> str | None:
+        if value is not None and "@" not in value:
+            raise ValueError("must be an email address")
+        return value
+
+    @property
+    def dbt_thread_count(self) -> int:
+        """The dbt threads a metrics run uses: LYTICS_DBT_THREADS, else one per core."""
+        return self.dbt_threads or os.cpu_count() or 2
+
+    @property
+    def mail_sender(self) -> str:
+        """The From header of every email Lytics sends (digests and alerts)."""
+        name = self.mail_from_name.replace('"', "")
+        return f"{name} <{self.mail_from}>" if name else self.mail_from
 
     @property
     def exports_local_path(self) -> Path:

@@ -1,20 +1,14 @@
 """Every failed run raises an alert (log always; webhook and email when configured)."""
 
-import os
-
 import dagster as dg
 
 from lytics.alerts import Alert, AlertTargets, send_alert
+from lytics.settings import get_settings
 
 
 def alert_targets() -> AlertTargets:
-    return AlertTargets(
-        webhook_url=os.environ.get("LYTICS_ALERT_WEBHOOK_URL") or None,
-        email_to=os.environ.get("LYTICS_ALERT_EMAIL") or None,
-        resend_api_url=os.environ.get("RESEND_API_URL", "https://api.resend.com"),
-        resend_api_key=os.environ.get("RESEND_API_KEY") or None,
-        mail_from=os.environ.get("MAIL_FROM", "alerts@lytics.localhost"),
-    )
+    """From Settings (README, Configuration): the process-wide `get_settings()`."""
+    return AlertTargets.from_settings(get_settings())
 
 
 @dg.run_failure_sensor(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -91,7 +90,9 @@ def connect(  # noqa: PLR0917 - click passes options positionally
     if token == "-":  # noqa: S105 - the stdin marker, not a password
         # Keeps the token out of shell history and the process list.
         token = sys.stdin.readline().strip()
-    token = token or os.environ.get("GITHUB_TOKEN") or None
+    if not token and settings.github_token is not None:
+        token = settings.github_token.get_secret_value()
+    token = token or None
     if verify:
         if not token:
             _fail("--verify needs a token (--token or GITHUB_TOKEN)")
