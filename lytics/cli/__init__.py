@@ -13,6 +13,7 @@ from lytics.cli.digests import digests
 from lytics.cli.exports import exports
 from lytics.cli.github import github
 from lytics.cli.keys import keys
+from lytics.cli.metrics import metrics
 from lytics.cli.projects import projects
 from lytics.cli.webhooks import webhooks
 
@@ -39,6 +40,7 @@ cli.add_command(webhooks)
 cli.add_command(github)
 cli.add_command(digests)
 cli.add_command(exports)
+cli.add_command(metrics)
 
 
 def _exit_code_for(exc: Exception) -> int | None:
