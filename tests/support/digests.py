@@ -22,7 +22,8 @@ MARTS = """
 CREATE SCHEMA IF NOT EXISTS analytics;
 CREATE TABLE IF NOT EXISTS analytics.daily_site_metrics (
     project_id bigint, metric_date date, events bigint, pageviews bigint, unique_visitors bigint,
-    conversions bigint, sessions bigint, bounces bigint, avg_session_duration_seconds numeric);
+    conversions bigint, sessions bigint, bounces bigint, avg_session_duration_seconds numeric,
+    total_session_duration_seconds numeric);
 CREATE TABLE IF NOT EXISTS analytics.daily_visitors (
     project_id bigint, visit_date date, visitor_id text);
 CREATE TABLE IF NOT EXISTS analytics.daily_kpi_metrics (
@@ -65,7 +66,8 @@ def seed_week(
             text(
                 "INSERT INTO analytics.daily_site_metrics (project_id, metric_date, events, "
                 "pageviews, unique_visitors, conversions, sessions, bounces, "
-                "avg_session_duration_seconds) VALUES (:p, :d, :pv, :pv, :v, :c, :s, :b, 60)"
+                "avg_session_duration_seconds, total_session_duration_seconds) "
+                "VALUES (:p, :d, :pv, :pv, :v, :c, :s, :b, 60, 60 * :s)"
             ),
             {
                 "p": project_id,
