@@ -26,12 +26,10 @@ KeyKind = Literal["write", "secret"]
 NEGATIVE_CACHE_S = 2.0
 MAX_CACHED = 50_000
 
-LOOKUP = """
-SELECT k.id, k.project_id, p.slug, p.settings
-FROM app.api_keys k JOIN app.projects p ON p.id = k.project_id
-WHERE k.key_hash = %s AND k.kind = %s AND k.revoked_at IS NULL
-  AND (k.expires_at IS NULL OR k.expires_at > now())
-"""
+# As the ingest role, through the narrow SECURITY DEFINER function of migration 0009:
+# one key hash in, the active key's id and project out. The ingest role cannot read
+# the key table itself, and the tenant-scoped reader plays no part in authentication.
+LOOKUP = "SELECT key_id, project_id, project_slug, settings FROM app.verify_api_key(%s, %s)"
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ def _ingest_dsn(settings: Settings) -> tuple[str, str | None]:
 
 
 def ingest_pool(settings: Settings, *, max_size: int = 10) -> AsyncConnectionPool[AsyncConnection]:
-    """Connections that can only insert raw data and read keys (auth, webhooks, metrics)."""
+    """Connections that can only insert raw data and verify keys (auth, webhooks, metrics)."""
     dsn, role = _ingest_dsn(settings)
     return _pool(dsn, role, max_size, "ingest", check_on_checkout=False)
 

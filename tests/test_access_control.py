@@ -38,7 +38,9 @@ def ingest(database_url: str, two_projects: tuple[int, int]) -> Iterator[psycopg
         yield conn
 
 
-def test_ingest_role_inserts_raw_data_and_reads_keys(ingest: psycopg.Connection) -> None:
+def test_ingest_role_inserts_raw_data_and_verifies_keys(
+    engine: Engine, ingest: psycopg.Connection
+) -> None:
     ingest.execute(INSERT_EVENT, (1, "m1"))
     ingest.execute(
         "INSERT INTO raw.metrics (project_id, source, metric_name, metric_value, metric_date) "
@@ -54,8 +56,18 @@ def test_ingest_role_inserts_raw_data_and_reads_keys(ingest: psycopg.Connection)
     # It learns which keys its own insert stored (for per-event answers), not content.
     cur = ingest.execute(INSERT_EVENT + " ON CONFLICT DO NOTHING RETURNING message_id", (1, "m2"))
     assert cur.fetchall() == [("m2",)]
-    keys = ingest.execute("SELECT key_hash FROM app.api_keys").fetchall()
-    assert len(keys) == 1
+    # Keys: verified one hash at a time (app.verify_api_key), never read as a table.
+    with engine.begin() as conn:
+        issued = api_keys.create_key(conn, 1, "write")
+    digest = api_keys.hash_key(issued.plaintext)
+    verified = ingest.execute(
+        "SELECT key_id, project_id, project_slug FROM app.verify_api_key(%s, 'write')", (digest,)
+    ).fetchall()
+    assert verified == [(issued.id, 1, "alpha")]
+    for kind, candidate in (("secret", digest), ("write", api_keys.hash_key("lyw_unknown"))):
+        assert ingest.execute(
+            "SELECT count(*) FROM app.verify_api_key(%s, %s)", (candidate, kind)
+        ).fetchone() == (0,)
 
 
 @pytest.mark.parametrize(
@@ -71,6 +83,8 @@ def test_ingest_role_inserts_raw_data_and_reads_keys(ingest: psycopg.Connection)
         "SELECT * FROM app.digest_deliveries",
         "INSERT INTO app.projects (slug, name) VALUES ('evil', 'evil')",
         "UPDATE app.api_keys SET revoked_at = NULL",
+        "SELECT key_hash FROM app.api_keys",
+        "SELECT count(*) FROM app.api_keys",
         "CREATE TABLE raw.sneaky (id int)",
         "TRUNCATE raw.events",
     ],
