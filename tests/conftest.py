@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from tests.support.postgres import (
 )
 
 TEST_SECRET = "test-secret-key-not-for-production"
+
+# As an activated virtualenv: dagster-dbt runs `dbt` by name, from PATH.
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
 
 
 @pytest.fixture(scope="session")

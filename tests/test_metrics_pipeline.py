@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,11 @@ from sqlalchemy import Engine, text
 from lytics import api_keys
 from lytics.projects import get_project
 from lytics.settings import Settings
-from lytics_assets.metrics.checks import reconciles_with_raw
-from lytics_assets.metrics.dbt_server import SERVER_ENV
-from lytics_assets.metrics.project import TARGET_DIR
-from lytics_assets.metrics.sensors import raw_data_sensor
+from lytics_assets.metrics.lineage import tables_built_from_raw
+from lytics_assets.metrics.partitions import daily
+from lytics_assets.metrics.project import dbt_project
+from lytics_assets.metrics.sensors import build_raw_data_sensor
+from lytics_assets.metrics.translator import LyticsDbtTranslator
 from lytics_assets.resources import WarehouseResource
 from lytics_ingest_api.app import create_app
 from tests.support.http import serve
@@ -38,7 +39,6 @@ from tests.support.pipeline import (
     run_demo,
     snapshot,
 )
-from tests.support.warm_dbt import WarmDbt
 
 END = date(2025, 3, 9)
 DAYS = [(END - timedelta(days=i)).isoformat() for i in (2, 1, 0)]
@@ -91,28 +91,12 @@ def _site_metrics(engine: Engine) -> dict[tuple[str, str], dict[str, Any]]:
         return {(r.slug, r.day): dict(r._mapping) for r in rows}
 
 
-@pytest.fixture(params=["warm", "cold"])
-def dbt_start(
-    request: pytest.FixtureRequest, warm_dbt: WarmDbt, monkeypatch: pytest.MonkeyPatch
-) -> str:
-    """Both ways Lytics runs dbt: through the warm server (`lytics dev`) and started
-    cold in the run's own process (a deployment without the server)."""
-    if request.param == "warm":
-        warm_dbt.wait_ready()
-    else:
-        monkeypatch.delenv(SERVER_ENV)
-    return str(request.param)
-
-
 @pytest.mark.slow
 def test_marts_equal_the_generators_ground_truth(
-    pipeline: Pipeline, truth: dict[str, Any], engine: Engine, dbt_start: str, warm_dbt: WarmDbt
+    pipeline: Pipeline, truth: dict[str, Any], engine: Engine
 ) -> None:
-    runs_before = warm_dbt.runs()
     result = pipeline.build(DAYS[0], DAYS[-1])
-    assert result.success
-    served = warm_dbt.runs() - runs_before
-    assert served >= 1 if dbt_start == "warm" else served == 0, warm_dbt.output()
+    assert result.success, failures(result)
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["reconciles_with_raw"] is True
     assert all(checks.values()), checks
@@ -201,19 +185,21 @@ def test_dashboard_tiles_equal_the_ground_truth(
                 assert last["pageviews"]["change_pct"] == expected_pct
 
 
-@pytest.mark.slow
 def _last_dbt_vars() -> Any:
-    runs = sorted(TARGET_DIR.glob("lytics_dbt-*/run_results.json"), key=lambda p: p.stat().st_mtime)
+    target = dbt_project().project_dir / "target"
+    runs = sorted(target.glob("lytics_dbt-*/run_results.json"), key=lambda p: p.stat().st_mtime)
     return json.loads(runs[-1].read_text())["args"].get("vars")
 
 
+@pytest.mark.slow
 def test_backfill_equals_day_by_day_and_rerunning_changes_nothing(
     pipeline: Pipeline, truth: dict[str, Any], engine: Engine
 ) -> None:
     for day in DAYS:
         assert pipeline.build(day).success
-        # The window travels as session settings, not --vars: dbt's parse stays reusable.
-        assert _last_dbt_vars() == {}
+        # The partition window reaches dbt as --vars.
+        end = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+        assert _last_dbt_vars() == {"refresh": "window", "start_date": day, "end_date": end}
     day_by_day = snapshot(engine)
     assert day_by_day["daily_site_metrics"], "nothing was built"
     # The same days again, as one backfill over the range.
@@ -230,12 +216,18 @@ def test_backfill_equals_day_by_day_and_rerunning_changes_nothing(
     assert snapshot(engine) == day_by_day
 
 
+def _raw_data_sensor(pipeline: Pipeline) -> dg.SensorDefinition:
+    built = tables_built_from_raw(pipeline.assets_manifest(), LyticsDbtTranslator())
+    return build_raw_data_sensor(daily, built)
+
+
 @pytest.mark.slow
 def test_late_event_lands_in_its_own_day_after_the_sensor_runs(
     pipeline: Pipeline, settings: Settings, engine: Engine
 ) -> None:
     _, write_key, _ = new_project(engine, "late")
     warehouse = WarehouseResource(database_url=pipeline.database_url)
+    raw_data_sensor = _raw_data_sensor(pipeline)
     with serve(create_app(settings)) as base:
 
         def send(message_id: str, day: str) -> None:
@@ -255,13 +247,26 @@ def test_late_event_lands_in_its_own_day_after_the_sensor_runs(
         ) as ctx:
             first = raw_data_sensor(ctx)
         assert isinstance(first, dg.SensorResult)
-        assert [r.tags for r in first.run_requests] == [
-            {
-                "dagster/asset_partition_range_start": DAYS[0],
-                "dagster/asset_partition_range_end": DAYS[-1],
-            }
-        ]
-        assert pipeline.build(DAYS[0], DAYS[-1]).success
+        (request,) = first.run_requests
+        assert request.tags == {
+            "lytics/refresh": "new_rows",
+            "dagster/asset_partition_range_start": DAYS[0],
+            "dagster/asset_partition_range_end": DAYS[-1],
+        }
+        # Only the tables built from raw.events, and no tests: the hourly rebuild runs them.
+        assert request.asset_check_keys == []
+        selected = {key.path[-1] for key in request.asset_selection or []}
+        assert selected == {
+            "int_events",
+            "daily_visitors",
+            "fct_sessions",
+            "daily_pages",
+            "daily_top_pages",
+            "daily_top_referrers",
+            "daily_top_utm_sources",
+            "daily_site_metrics",
+        }
+        assert pipeline.refresh(DAYS[0], DAYS[-1]).success
         # Nothing new: the sensor skips, and its cursor stays.
         with dg.build_sensor_context(
             instance=pipeline.instance, cursor=first.cursor, resources={"warehouse": warehouse}
@@ -278,26 +283,48 @@ def test_late_event_lands_in_its_own_day_after_the_sensor_runs(
     assert request.partition_key == DAYS[0]
     assert request.run_key
     assert request.run_key != first.run_requests[0].run_key
-    assert pipeline.build(request.partition_key).success
+    assert pipeline.refresh(request.partition_key).success
     pageviews = {k[1]: v["pageviews"] for k, v in _site_metrics(engine).items() if k[0] == "late"}
     assert pageviews == {DAYS[0]: 2, DAYS[1]: 1, DAYS[2]: 1}
 
 
 @pytest.mark.slow
-def test_reconciliation_check_fails_when_a_mart_disagrees_with_raw(
-    pipeline: Pipeline, truth: dict[str, Any], engine: Engine
+def test_a_check_executed_on_its_own_fails_when_a_mart_disagrees_with_raw(
+    pipeline: Pipeline, engine: Engine
 ) -> None:
-    assert pipeline.build(DAYS[0], DAYS[-1]).success
+    today = datetime.now(UTC).date()
+    for slug in ("check-a", "check-b"):
+        project_id, _, _ = new_project(engine, slug)
+        with engine.begin() as conn:
+            for n in range(3):
+                conn.execute(
+                    text(
+                        "INSERT INTO raw.events (project_id, message_id, type, anonymous_id,"
+                        " timestamp, source, payload)"
+                        " VALUES (:p, :m, 'page', 'v', :t, 'native', '{}')"
+                    ),
+                    {"p": project_id, "m": f"m{n}", "t": f"{today}T00:0{n}:00Z"},
+                )
+    assert pipeline.build(today.isoformat()).success
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                "UPDATE analytics.daily_site_metrics SET events = events + 1 WHERE metric_date = :d"
-            ),
-            {"d": DAYS[1]},
-        )
-    # The check alone, against the corrupted mart and the materialization it reads.
-    context = dg.build_asset_check_context(instance=pipeline.instance)
-    warehouse = WarehouseResource(database_url=pipeline.database_url)
-    outcome = reconciles_with_raw(context, warehouse=warehouse)
-    assert outcome.passed is False
-    assert outcome.metadata["mismatches"].value == 2  # both projects on that day
+        conn.execute(text("UPDATE analytics.daily_site_metrics SET events = events + 1"))
+    # What *Execute* on the check in the UI launches: the check alone, no partition
+    # (dbt checks its default window: the last days up to today).
+    check = dg.AssetCheckKey(
+        dg.AssetKey(["analytics", "daily_site_metrics"]), "reconciles_with_raw"
+    )
+    alone = pipeline.check(check)
+    # A failing check of error severity fails its run (and so alerts), like a build.
+    assert not alone.success
+    assert "FAIL 2 reconciles_with_raw" in failures(alone)
+    (evaluation,) = alone.get_asset_check_evaluations()
+    assert evaluation.check_name == "reconciles_with_raw"
+    assert evaluation.passed is False
+    assert evaluation.metadata["dagster_dbt/failed_row_count"].value == 2  # both projects
+    assert not alone.get_asset_materialization_events()
+    # Rebuilt, the same check passes.
+    assert pipeline.build(today.isoformat()).success
+    again = pipeline.check(check)
+    assert again.success, failures(again)
+    (evaluation,) = again.get_asset_check_evaluations()
+    assert evaluation.passed is True

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, text
 
 from lytics.metrics.changes import Cursor, changed_days
 from lytics.metrics.periods import Period, change_percent
-from lytics_assets.metrics.checks import volume_anomalies
+from lytics_assets.metrics.partitions import daily
 from lytics_assets.metrics.project import DBT_DIR
 from lytics_assets.metrics.requests import modelled_days, range_request
 
@@ -52,6 +52,8 @@ def test_cursor_round_trip_and_changed_days(engine: Engine) -> None:
         )
         changes = changed_days(conn, Cursor())
         assert changes.days == {date(2026, 3, 1), date(2026, 3, 2), date(2026, 2, 20)}
+        # The sensor refreshes only what is built from these two tables.
+        assert changes.tables == {"events", "metrics"}
         again = changed_days(conn, Cursor.parse(changes.cursor.serialize()))
         assert again.days == frozenset()
         assert again.key == changes.key  # same data, same run key
@@ -59,7 +61,7 @@ def test_cursor_round_trip_and_changed_days(engine: Engine) -> None:
 
 def test_requests_cover_the_range_of_modelled_days() -> None:
     days = [date(2026, 3, 3), date(1999, 1, 1), date(2026, 3, 1)]
-    keys = modelled_days(days)
+    keys = modelled_days(days, daily)
     assert keys == ["2026-03-01", "2026-03-03"]  # 1999 is before the partitions start
     request = range_request(keys, "raw:x", "refresh_metrics")
     assert request.tags == {
@@ -67,42 +69,6 @@ def test_requests_cover_the_range_of_modelled_days() -> None:
         "dagster/asset_partition_range_end": "2026-03-03",
     }
     assert range_request(keys[:1], "raw:y", "refresh_metrics").partition_key == "2026-03-01"
-
-
-def test_volume_anomalies_compare_with_the_same_weekday(engine: Engine) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                "CREATE SCHEMA IF NOT EXISTS analytics;"
-                "CREATE TABLE analytics.daily_site_metrics"
-                " (project_id bigint, metric_date date, events bigint)"
-            )
-        )
-        rows = [
-            (1, "2026-03-02", 100),
-            (1, "2026-02-23", 110),
-            (1, "2026-02-16", 90),
-            (1, "2026-02-09", 100),
-            (2, "2026-03-02", 400),
-            (2, "2026-02-23", 100),
-            (2, "2026-02-16", 100),
-            (2, "2026-02-09", 100),
-            (3, "2026-02-23", 100),
-            (3, "2026-02-16", 100),
-            (3, "2026-02-09", 100),
-            (4, "2026-03-02", 1),
-            (4, "2026-02-23", 5),
-            (4, "2026-02-16", 5),
-            (4, "2026-02-09", 5),
-        ]
-        for project, day, events in rows:
-            conn.execute(
-                text("INSERT INTO analytics.daily_site_metrics VALUES (:p, :d, :e)"),
-                {"p": project, "d": day, "e": events},
-            )
-        anomalies = volume_anomalies(conn, "2026-03-02")
-    # 2: four times its weekday median; 3: nothing at all today; 4: too small to judge.
-    assert sorted(a["project_id"] for a in anomalies) == [2, 3]
 
 
 # The regex form of url_host that the macro's cheaper string functions replace.

@@ -560,14 +560,6 @@ def test_the_read_api_authenticates_and_serves_each_project_its_own_rows(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "routes/dashboard.py reads the marts through reader_pool.connection() without "
-        "project_transaction(), so under the marts' row-level security the tiles are empty; "
-        "it must open project_transaction(pool, principal.project_id) like every other read"
-    ),
-)
 def test_dashboard_tiles_read_the_project_s_own_marts(warehouse: Warehouse, api: str) -> None:
     with warehouse.admin() as admin:
         own = admin.execute(

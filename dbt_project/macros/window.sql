@@ -1,55 +1,47 @@
 {#
-  The run's window as SQL date expressions: [start, end).
+  What a run rebuilds. Two modes, chosen by the `refresh` var:
 
-  Dagster gives it per run as session settings (lytics.window_start and
-  lytics.window_end, sent in PGOPTIONS), not as dbt vars: vars are part of what
-  dbt parses, so new values on every run would make it re-parse the whole project
-  each time (~2 s here) instead of reusing the parse. When a model runs, the
-  setting is read once and written into the SQL as a literal: Postgres plans a
-  literal window with real row estimates, while current_setting() in the query
-  would leave it guessing (and choosing index scans over a million rows).
-  A hand-run `dbt build --vars '{start_date: ..., end_date: ...}'` wins over the
-  settings; with neither, a plain `dbt build` rebuilds the last `lookback_days`.
+  - refresh: window (the default; backfills, the hourly rebuild, a hand-run `dbt build`)
+    rebuilds every row of the days [start_date, end_date) from raw. Dagster passes
+    its partition window as --vars; without them a run takes the last
+    `lookback_days` days.
+  - refresh: new_rows (the raw-data sensor) folds in what arrived since each model's
+    last build and recomputes only the sessions, visitors, paths and days those rows
+    touch. It needs no dates, so its vars never change and dbt reuses the parse.
+
+  Either way a model also picks up whatever arrived since its own last build, so a
+  failed or skipped run leaves nothing behind for the next one. A model built for
+  the first time (or with --full-refresh) builds from every row.
+  docs/metrics.md, "How a refresh works", has the design and its limits.
 #}
+
+{% macro refresh_mode() -%}
+  {%- set mode = var('refresh') -%}
+  {%- if mode not in ('window', 'new_rows') -%}
+    {{ exceptions.raise_compiler_error("var refresh must be 'window' or 'new_rows', not " ~ mode) }}
+  {%- endif -%}
+  {{ return(mode) }}
+{%- endmacro %}
+
 {% macro window_start() -%}
-  {%- set day = var('start_date') or run_setting('lytics.window_start') -%}
-  {%- if day -%}
-    '{{ day }}'::date
+  {%- if var('start_date') -%}
+    '{{ var('start_date') }}'::date
   {%- else -%}
     (current_date - {{ var('lookback_days') | int }})
   {%- endif -%}
 {%- endmacro %}
 
 {% macro window_end() -%}
-  {%- set day = var('end_date') or run_setting('lytics.window_end') -%}
-  {%- if day -%}
-    '{{ day }}'::date
+  {%- if var('end_date') -%}
+    '{{ var('end_date') }}'::date
   {%- else -%}
     (current_date + 1)
   {%- endif -%}
 {%- endmacro %}
 
-{#
-  A `lytics.*` session setting of this run, or none when it is unset (or while dbt
-  parses, when nothing runs). Dagster checks the values it sends (dates, an id).
-#}
-{% macro run_setting(name) -%}
-  {%- if not execute -%}
-    {{ return(none) }}
-  {%- endif -%}
-  {%- set value = run_query("select current_setting('" ~ name ~ "', true)").columns[0].values()[0] -%}
-  {{ return(value if value else none) }}
-{%- endmacro %}
-
 {# Rows whose day column falls inside the window. #}
 {% macro in_window(day_column) -%}
   ({{ day_column }} >= {{ window_start() }} and {{ day_column }} < {{ window_end() }})
-{%- endmacro %}
-
-{# Percentage change from `previous` to `current`, null when there is no base. #}
-{% macro pct_change(current, previous) -%}
-  case when {{ previous }} is null or {{ previous }} = 0 then null
-       else round(100.0 * ({{ current }} - {{ previous }}) / {{ previous }}, 2) end
 {%- endmacro %}
 
 {# The window's bounds as UTC instants, for comparing timestamptz columns by index. #}
@@ -62,20 +54,65 @@
 {%- endmacro %}
 
 {#
-  Rows up to the run's high-water mark (the largest raw.events id when the run
-  started, session setting lytics.max_event_id, or the var of the same name), so a
-  build is an exact snapshot: the reconciliation check compares it with the same
-  raw rows, and rows that arrive during the build wait for the next run instead of
-  landing in some models and not others. Without either, every row counts.
+  What each model writes into `built_at` (int_events: `loaded_at`): the start of its
+  own transaction, by the database's clock, the clock raw rows' `received_at` is
+  compared with. Models build one after another along the graph, so a model's rows
+  are always newer than those of the models it reads.
 #}
-{% macro upto_watermark(id_column) -%}
-  {%- set watermark = var('max_event_id', none) -%}
-  {%- if watermark is none -%}
-    {%- set watermark = run_setting('lytics.max_event_id') -%}
-  {%- endif -%}
-  {%- if watermark is not none -%}
-    {{ id_column }} <= {{ watermark | int }}
+{% macro build_time() -%}
+  now()
+{%- endmacro %}
+
+{#
+  When this model was last built (the newest `built_at` it holds); -infinity when it
+  is being created, so a first build takes everything, and when its table predates
+  the column (an upgrade: the build adds it, and recomputes what it is asked to).
+#}
+{% macro last_build(column='built_at') -%}
+  {%- if is_incremental() and column in (adapter.get_columns_in_relation(this) | map(attribute='name')) -%}
+    (select coalesce(max({{ column }}), '-infinity'::timestamptz) from {{ this }})
   {%- else -%}
+    '-infinity'::timestamptz
+  {%- endif -%}
+{%- endmacro %}
+
+{#
+  The int_events rows whose units this build recomputes: those loaded since the
+  model's last build, and in window mode every row of the window as well.
+#}
+{% macro rows_to_recompute(loaded_at, day_column) -%}
+  {%- if not is_incremental() -%}
     true
+  {%- elif refresh_mode() == 'window' -%}
+    ({{ loaded_at }} > {{ last_build() }} or {{ in_window(day_column) }})
+  {%- else -%}
+    {{ loaded_at }} > {{ last_build() }}
+  {%- endif -%}
+{%- endmacro %}
+
+{#
+  Raw rows (metrics, webhooks) whose days this build recomputes: those received
+  since the model's last build, less `late_commit_minutes` for rows whose commit
+  trailed their receipt, and in window mode every day of the window.
+#}
+{% macro raw_rows_to_recompute(received_at, day_column) -%}
+  {%- set since = last_build() ~ " - interval '" ~ (var('late_commit_minutes') | int) ~ " minutes'" -%}
+  {%- if not is_incremental() -%}
+    true
+  {%- elif refresh_mode() == 'window' -%}
+    ({{ received_at }} > {{ since }} or {{ in_window(day_column) }})
+  {%- else -%}
+    {{ received_at }} > {{ since }}
+  {%- endif -%}
+{%- endmacro %}
+
+{#
+  Pre-hook of every incremental model: a window rebuild first deletes the window's
+  rows (in the model's transaction), so a day that lost rows in raw loses them here
+  too; the model then inserts the window again. The day column is `meta.day_column`.
+#}
+{% macro delete_window() -%}
+  {%- if execute and is_incremental() and refresh_mode() == 'window' -%}
+    delete from {{ this }} where {{ in_window(config.get('meta', {}).get('day_column')) }}
   {%- endif -%}
 {%- endmacro %}

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 

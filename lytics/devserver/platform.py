@@ -99,7 +99,11 @@ class DevPlatform:
 
     def _environment(self, database_url: str) -> dict[str, str]:
         env = dict(os.environ)
+        # As an activated virtualenv would: the services find `dbt` (dagster-dbt runs it
+        # by name) and Dagster's own commands next to this interpreter.
+        bindir = str(Path(sys.executable).parent)
         env.update(
+            PATH=os.pathsep.join([bindir, env.get("PATH", "")]),
             PYTHONUNBUFFERED="1",
             DATABASE_URL=render(with_driver(database_url, "psycopg")),
             LYTICS_SECRET_KEY=secret_key(self.settings),

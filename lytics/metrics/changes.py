@@ -42,6 +42,8 @@ class Cursor:
 class Changes:
     days: frozenset[date]
     cursor: Cursor
+    # The raw tables that have new rows.
+    tables: frozenset[str] = frozenset()
 
     @property
     def key(self) -> str:
@@ -51,6 +53,7 @@ class Changes:
 
 def changed_days(conn: Connection, cursor: Cursor) -> Changes:
     days: set[date] = set()
+    tables: set[str] = set()
     last_ids = dict(cursor.last_ids)
     for table, day_expr in DAY_OF_ROW.items():
         after = cursor.last_ids.get(table, 0)
@@ -69,4 +72,5 @@ def changed_days(conn: Connection, cursor: Cursor) -> Changes:
         if row[0] is not None:
             last_ids[table] = int(row[0])
             days.update(row[1])
-    return Changes(frozenset(days), Cursor(last_ids))
+            tables.add(table)
+    return Changes(frozenset(days), Cursor(last_ids), frozenset(tables))

@@ -10,6 +10,7 @@ from lytics.github.sources import list_sources
 from lytics.github.webhooks import pending_refreshes
 from lytics.projects import list_projects
 from lytics_assets.github.jobs import refresh_github_marts, sync_github
+from lytics_assets.metrics.partitions import daily
 from lytics_assets.metrics.requests import modelled_days, range_request
 from lytics_assets.resources import WarehouseResource
 
@@ -79,7 +80,7 @@ def github_marts_sensor(
     with warehouse.connect() as conn:
         changes = changed_days(conn, after)
     cursor = json.dumps(changes.upto.isoformat())
-    keys = modelled_days(changes.days)
+    keys = modelled_days(changes.days, daily)
     if not keys:
         return dg.SensorResult(run_requests=[], cursor=cursor)
     run_key = f"github-marts:{changes.upto.isoformat()}"

@@ -1,26 +1,24 @@
-"""The dbt models as partitioned Dagster assets: one run builds a whole date range."""
+"""The dbt models as partitioned Dagster assets: one run, one `dbt build`, any range of days."""
 
-import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DbtCliResource, dbt_assets
-from sqlalchemy import text
+from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
-from lytics_assets.metrics.dbt_resource import LyticsDbtCliResource
-from lytics_assets.metrics.partitions import daily
-from lytics_assets.metrics.project import DBT_DIR, DBT_EXECUTABLE, ensure_manifest
-from lytics_assets.metrics.run_settings import session_settings
+from lytics_assets.metrics.partition_metadata import partition_metadata
+from lytics_assets.metrics.refresh import Refresh
 from lytics_assets.metrics.translator import LyticsDbtTranslator
-from lytics_assets.metrics.window_metadata import window_metadata
 from lytics_assets.resources import WarehouseResource
 
+# Runs of the metrics job take a slot in this pool for their dbt step, so two
+# builds never write the same marts at once.
 DBT_POOL = "dbt"
-translator = LyticsDbtTranslator()
 
 
-def _day_columns(manifest: dict[str, Any]) -> dict[dg.AssetKey, tuple[str, str]]:
+def day_columns(
+    manifest: Mapping[str, Any], translator: LyticsDbtTranslator
+) -> dict[dg.AssetKey, tuple[str, str]]:
     """Asset key -> (relation, day column) for models that declare `meta.day_column`."""
     columns: dict[dg.AssetKey, tuple[str, str]] = {}
     for node in manifest["nodes"].values():
@@ -31,13 +29,19 @@ def _day_columns(manifest: dict[str, Any]) -> dict[dg.AssetKey, tuple[str, str]]
     return columns
 
 
-def build_dbt_assets() -> dg.AssetsDefinition:
-    manifest_path = ensure_manifest()
-    day_columns = _day_columns(json.loads(manifest_path.read_text()))
+def build_dbt_assets(
+    project: DbtProject,
+    partitions: dg.PartitionsDefinition,
+    translator: LyticsDbtTranslator,
+    manifest: Mapping[str, Any],
+    threads: int,
+) -> dg.AssetsDefinition:
+    tables = day_columns(manifest, translator)
 
     @dbt_assets(
-        manifest=manifest_path,
-        partitions_def=daily,
+        manifest=manifest,
+        project=project,
+        partitions_def=partitions,
         # One run, one dbt invocation for any range: no temp-table collisions
         # between partitions, and a backfill costs one build of the window.
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -48,43 +52,28 @@ def build_dbt_assets() -> dg.AssetsDefinition:
     def lytics_dbt(
         context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
     ) -> Iterator[Any]:
-        window = context.partition_time_window
-        start, end = window.start.date().isoformat(), window.end.date().isoformat()
+        refresh = Refresh.of_run(context)
+        partitioned = context.has_partition_key or context.has_partition_key_range
+        days = context.partition_keys if partitioned else []
+        context.log.info(
+            "dbt build, refresh %s, window %s to %s (end exclusive)",
+            refresh.mode,
+            refresh.start or "-",
+            refresh.end or "-",
+        )
+        args = ["build", "--vars", refresh.dbt_vars(), "--threads", str(threads)]
         with warehouse.connect() as conn:
-            watermark: int = conn.execute(
-                text("SELECT coalesce(max(id), 0) FROM raw.events")
-            ).scalar_one()
-            context.log.info(
-                "building dbt models for %s to %s up to event %s", start, end, watermark
-            )
-            run_values = {
-                "lytics.window_start": start,
-                "lytics.window_end": end,
-                "lytics.max_event_id": str(watermark),
-            }
-            with session_settings(run_values):
-                invocation = dbt.cli(["build"], context=context)
-            for event in invocation.stream():
+            for event in dbt.cli(args, context=context).stream():
                 key = (
                     context.asset_key_for_output(event.output_name)
                     if isinstance(event, dg.Output)
-                    else getattr(event, "asset_key", None)
+                    else None
                 )
-                if isinstance(event, dg.Output | dg.AssetMaterialization) and key in day_columns:
-                    relation, day = day_columns[key]
-                    extra = {
-                        **window_metadata(conn, relation, day, start, end),
-                        "raw_event_watermark": dg.MetadataValue.int(int(watermark)),
-                    }
-                    yield event.with_metadata({**event.metadata, **extra})
-                else:
-                    yield event
+                if key in tables and days:
+                    relation, day_column = tables[key]
+                    per_day = partition_metadata(conn, relation, day_column, days)
+                    for day, metadata in per_day.items():
+                        context.add_asset_metadata(metadata, asset_key=key, partition_key=day)
+                yield event
 
     return lytics_dbt
-
-
-def dbt_resource() -> LyticsDbtCliResource:
-    # Not dagster-dbt's own class: see dbt_resource.py for the ~1 s per run it saves.
-    return LyticsDbtCliResource(
-        project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR), dbt_executable=DBT_EXECUTABLE
-    )

@@ -1,4 +1,4 @@
-"""The job that refreshes metrics for a date range (used by the sensor, the schedule and people)."""
+"""The job that rebuilds the metrics (run by the sensor, the hourly schedule and people)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,12 @@ import dagster as dg
 refresh_metrics = dg.define_asset_job(
     "refresh_metrics",
     selection=dg.AssetSelection.groups("staging", "metrics"),
-    description="Rebuild the dbt models (and run their tests and checks) for the run's date range.",
+    description=(
+        "Build the dbt models (and run their tests) for the run's days: every row of "
+        "them, or only what arrived since the last build (tag lytics/refresh=new_rows)."
+    ),
     tags={"lytics/domain": "metrics"},
+    # One step (the dbt build, its tests included) in the run's own process: a step
+    # process would import the code location a second time for nothing.
+    executor_def=dg.in_process_executor,
 )

@@ -1,17 +1,16 @@
-"""Daily partitions by event date (UTC)."""
+"""Daily partitions by event date (UTC), from LYTICS_PARTITIONS_START.
+
+Shared by the metrics and GitHub domains (their dbt models are one multi-asset).
+"""
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
-# Events may be backdated; anything before this date is not modelled.
-# Override with LYTICS_PARTITIONS_START (YYYY-MM-DD).
-DEFAULT_START = "2025-01-01"
+from lytics.settings import get_settings
 
 daily = dg.DailyPartitionsDefinition(
-    start_date=os.environ.get("LYTICS_PARTITIONS_START", DEFAULT_START),
+    start_date=get_settings().partitions_start.isoformat(),
     timezone="UTC",
     # Today is a partition too: dashboards show the day in progress.
     end_offset=1,

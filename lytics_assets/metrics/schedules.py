@@ -1,4 +1,4 @@
-"""Hourly safety net: rebuild today and yesterday when their raw data changed."""
+"""Hourly rebuild: yesterday and today from raw, with every test, when their data changed."""
 
 from datetime import timedelta
 
@@ -6,6 +6,7 @@ import dagster as dg
 from sqlalchemy import text
 
 from lytics_assets.metrics.jobs import refresh_metrics
+from lytics_assets.metrics.refresh import REFRESH_TAG
 from lytics_assets.metrics.requests import range_request
 from lytics_assets.resources import WarehouseResource
 
@@ -22,7 +23,10 @@ SELECT (SELECT coalesce(max(id), 0) FROM raw.events),
     cron_schedule="7 * * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every hour, rebuild yesterday and today (catches anything the sensor missed).",
+    description=(
+        "Every hour, rebuild yesterday and today from raw and run every test: the "
+        "sensor's incremental refreshes are checked, and anything they missed is caught."
+    ),
 )
 def hourly_metrics(
     context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource
@@ -34,4 +38,4 @@ def hourly_metrics(
     # Keyed by the data it covers: with no new rows since the last run, the
     # same key comes up and Dagster skips the run instead of redoing it.
     run_key = f"hourly:{days[0]}:{ids[0]}:{ids[1]}:{ids[2]}"
-    return range_request(days, run_key, refresh_metrics.name)
+    return range_request(days, run_key, refresh_metrics.name, tags={REFRESH_TAG: "window"})

@@ -16,6 +16,7 @@ from lytics.metrics.periods import Period
 from lytics.metrics.tiles import Numbers, metric_tiles, numbers_async, site_tiles
 from lytics_ingest_api.admission import admit
 from lytics_ingest_api.auth import require_secret_key
+from lytics_ingest_api.database import project_transaction
 from lytics_ingest_api.errors import ApiError, bad_request
 
 DEFAULT_DAYS = 7
@@ -50,7 +51,7 @@ async def dashboard_tiles(
     period = _period(start, end)
     previous = period.previous()
     try:
-        async with request.app.state.reader_pool.connection() as conn, conn.transaction():
+        async with project_transaction(request.app.state.reader_pool, principal.project_id) as conn:
             now = await numbers_async(conn, principal.project_id, period)
             before = await numbers_async(conn, principal.project_id, previous)
     except errors.UndefinedTable:

@@ -10,13 +10,17 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from dagster_dbt import DbtCliResource
 from sqlalchemy import Engine, text
 
-from lytics.settings import Settings
+from lytics.settings import Settings, get_settings
 from lytics.warehouse.urls import dbt_env
-from lytics_assets.metrics.assets import build_dbt_assets, dbt_resource
-from lytics_assets.metrics.checks import CHECKS
+from lytics_assets.metrics.assets import build_dbt_assets
+from lytics_assets.metrics.partitions import daily
+from lytics_assets.metrics.project import dbt_project, prepare
+from lytics_assets.metrics.refresh import REFRESH_TAG
 from lytics_assets.metrics.requests import RANGE_END, RANGE_START
+from lytics_assets.metrics.translator import LyticsDbtTranslator
 from lytics_assets.resources import WarehouseResource
 from lytics_ingest_api.app import create_app
 from tests.conftest import TEST_SECRET
@@ -24,7 +28,9 @@ from tests.support.cli import invoke
 from tests.support.http import serve
 
 MARTS = (
+    "int_events",
     "fct_sessions",
+    "daily_pages",
     "daily_visitors",
     "daily_site_metrics",
     "daily_top_pages",
@@ -69,25 +75,54 @@ class Pipeline:
     instance: dg.DagsterInstance
     assets: dg.AssetsDefinition
 
+    def assets_manifest(self) -> dict[str, Any]:
+        return dict(json.loads(dbt_project().manifest_path.read_text()))
+
     def resources(self) -> dict[str, Any]:
         return {
-            "dbt": dbt_resource(),
+            "dbt": DbtCliResource(project_dir=dbt_project()),
             "warehouse": WarehouseResource(database_url=self.database_url),
         }
 
-    def build(self, first_day: str, last_day: str | None = None) -> dg.ExecuteInProcessResult:
-        """One run over [first_day, last_day] (partition keys), checks included."""
-        tags = (
-            {RANGE_START: first_day, RANGE_END: last_day}
-            if last_day and last_day != first_day
-            else {}
-        )
+    def _run(
+        self,
+        first_day: str,
+        last_day: str | None,
+        tags: dict[str, str],
+        selection: dg.AssetSelection | None = None,
+    ) -> dg.ExecuteInProcessResult:
+        if last_day and last_day != first_day:
+            tags = {**tags, RANGE_START: first_day, RANGE_END: last_day}
         return dg.materialize(
-            [self.assets, *CHECKS],
+            [self.assets],
             instance=self.instance,
             resources=self.resources(),
-            partition_key=None if tags else first_day,
+            partition_key=None if RANGE_START in tags else first_day,
             tags=tags,
+            selection=selection,
+            raise_on_error=False,
+        )
+
+    def build(self, first_day: str, last_day: str | None = None) -> dg.ExecuteInProcessResult:
+        """A window rebuild of [first_day, last_day] (partition keys), tests included."""
+        return self._run(first_day, last_day, {REFRESH_TAG: "window"})
+
+    def refresh(self, first_day: str, last_day: str | None = None) -> dg.ExecuteInProcessResult:
+        """What the raw-data sensor runs: fold in the new rows, no tests."""
+        return self._run(
+            first_day,
+            last_day,
+            {REFRESH_TAG: "new_rows"},
+            dg.AssetSelection.all().without_checks(),
+        )
+
+    def check(self, check: dg.AssetCheckKey) -> dg.ExecuteInProcessResult:
+        """One check executed on its own, as the UI's *Execute* launches it."""
+        return dg.materialize(
+            [self.assets],
+            instance=self.instance,
+            resources=self.resources(),
+            selection=dg.AssetSelection.checks(check),
             raise_on_error=False,
         )
 
@@ -107,14 +142,28 @@ def failures(result: dg.ExecuteInProcessResult) -> str:
 
 
 def snapshot(engine: Engine, tables: Sequence[str] = MARTS) -> dict[str, list[tuple[Any, ...]]]:
-    """Every mart's rows in a stable order (for "same tables" comparisons)."""
+    """Every mart's rows in a stable order, without the columns that say when a build
+    wrote them (for "same tables" comparisons)."""
     out: dict[str, list[tuple[Any, ...]]] = {}
     with engine.connect() as conn:
         for table in tables:
-            rows = conn.execute(text(f"SELECT * FROM analytics.{table}"))
+            columns = conn.execute(
+                text(
+                    "SELECT string_agg(quote_ident(column_name), ', ' ORDER BY ordinal_position)"
+                    " FROM information_schema.columns WHERE table_schema = 'analytics'"
+                    " AND table_name = :table AND column_name NOT IN ('built_at', 'loaded_at')"
+                ),
+                {"table": table},
+            ).scalar_one()
+            rows = conn.execute(text(f"SELECT {columns} FROM analytics.{table}"))
             out[table] = sorted((tuple(r) for r in rows), key=repr)
     return out
 
 
 def dbt_assets_definition() -> dg.AssetsDefinition:
-    return build_dbt_assets()
+    """The dbt multi-asset as the code location builds it (the manifest parsed once)."""
+    project = dbt_project()
+    manifest = json.loads(prepare(project).read_text())
+    translator = LyticsDbtTranslator()
+    threads = get_settings().dbt_thread_count
+    return build_dbt_assets(project, daily, translator, manifest, threads)

@@ -1,10 +1,24 @@
-{{ config(meta={'day_column': 'metric_date'}) }}
--- Where sessions came from: the referrer host of each session's first event.
-with counted as (
-    select project_id, session_date as metric_date, coalesce(referrer_host, '(direct)') as referrer,
-           count(*) as sessions
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['project_id', 'metric_date'],
+    meta={'day_column': 'metric_date'},
+    indexes=[{'columns': ['project_id', 'metric_date']}],
+) }}
+-- Where sessions came from: the referrer host of each session's first event ("(direct)"
+-- without one), the {{ var('top_n') }} hosts with most sessions per project and day; ties go
+-- to the host that sorts first. Recounted for the days whose sessions changed.
+with touched as (
+    select distinct project_id, session_date
     from {{ ref('fct_sessions') }}
-    where {{ in_window('session_date') }}
+    where {{ rows_to_recompute('built_at', 'session_date') }}
+),
+
+counted as (
+    select s.project_id, s.session_date as metric_date,
+           coalesce(s.referrer_host, '(direct)') as referrer, count(*) as sessions
+    from {{ ref('fct_sessions') }} as s
+    join touched using (project_id, session_date)
     group by 1, 2, 3
 ),
 
@@ -13,4 +27,6 @@ ranked as (
     from counted
 )
 
-select * from ranked where rank <= {{ var('top_n') }}
+select project_id, metric_date, referrer, sessions, rank, {{ build_time() }} as built_at
+from ranked
+where rank <= {{ var('top_n') }}

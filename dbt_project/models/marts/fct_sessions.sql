@@ -1,21 +1,44 @@
 {{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['project_id', 'session_date', 'session_group'],
     meta={'day_column': 'session_date'},
-    indexes=[{'columns': ['project_id', 'session_date']}],
+    indexes=[
+        {'columns': ['project_id', 'session_date', 'session_group']},
+        {'columns': ['built_at']},
+    ],
 ) }}
 -- One row per session and day. The SDK's session id when it sent one; otherwise
--- a visitor's events form a session until {{ var('session_timeout_minutes') }} minutes pass without one.
--- Sessions are split at UTC midnight, so every day can be rebuilt on its own and a
--- backfill gives exactly what the day-by-day path gave.
+-- a visitor's events form a session until {{ var('session_timeout_minutes') }} minutes pass without one
+-- (a gap of exactly that long stays in the session). Sessions are split at UTC
+-- midnight, so every day can be rebuilt on its own.
 --
--- This is the heaviest model (one sort of every event in the window), so it reads
--- only the columns it needs and scans raw.events twice instead of materializing a
--- CTE, and parses the referrer's host once per session, not once per event (and
--- outside the aggregate, where it would be evaluated once per reference to it).
-with events as not materialized (
-    select project_id, event_date, visitor_id, session_id, event_id, event_at, type, path, referrer, utm_source
-    from {{ ref('stg_events') }}
-    where event_at >= {{ window_start_ts() }} and event_at < {{ window_end_ts() }}
-      and {{ upto_watermark('event_id') }}
+-- `session_group` is what a session is computed from: `sid:<id>` (all events of the
+-- day with that SDK session id, whichever visitors sent them) or `vis:<visitor>`
+-- (the visitor's events of the day without a session id, split by inactivity into
+-- sessions numbered 1, 2, ...). A build recomputes every group that rows loaded
+-- since its last build touch, and replaces that group's sessions.
+with loaded as (
+    select project_id, event_date, visitor_id, session_id
+    from {{ ref('int_events') }}
+    where {{ rows_to_recompute('loaded_at', 'event_date') }}
+),
+
+events as (
+    select e.project_id, e.event_date, e.visitor_id, e.session_id, e.event_id, e.event_at,
+           e.type, e.path, e.referrer, e.utm_source
+    from {{ ref('int_events') }} as e
+    where (e.project_id, e.event_date, e.session_id) in (
+        select project_id, event_date, session_id from loaded where session_id is not null
+    )
+    union all
+    select e.project_id, e.event_date, e.visitor_id, e.session_id, e.event_id, e.event_at,
+           e.type, e.path, e.referrer, e.utm_source
+    from {{ ref('int_events') }} as e
+    where e.session_id is null
+      and (e.project_id, e.event_date, e.visitor_id) in (
+          select project_id, event_date, visitor_id from loaded where session_id is null
+      )
 ),
 
 unlabelled as (
@@ -25,8 +48,7 @@ unlabelled as (
     from events
     where session_id is null
     -- The visitor leads the partition key, in byte order ("C"): the same partitions,
-    -- but the sort compares a short prefix of the key first instead of two columns
-    -- that are equal for most rows.
+    -- but the sort compares a short prefix of the key first.
     window visitor_day as (partition by visitor_id collate "C", project_id, event_date order by event_at, event_id)
 ),
 
@@ -46,8 +68,7 @@ inferred as (
 ),
 
 -- A session is (reference, number): the SDK's id with number 0, or the visitor with
--- its 1-based inferred number. Grouping on the plain id (byte order, "C") instead of
--- a prefixed string keeps the sort's comparisons short.
+-- its 1-based inferred number.
 keyed as (
     select project_id, event_date, session_id collate "C" as session_ref, 0::bigint as session_number,
            visitor_id, event_id, event_at, type, path, referrer, utm_source
@@ -63,6 +84,8 @@ sessions as (
     select
         project_id,
         event_date as session_date,
+        case when session_number = 0 then 'sid:' || session_ref else 'vis:' || session_ref end
+            as session_group,
         case when session_number = 0 then 'sid:' || session_ref
              else 'inf:' || session_ref || ':' || session_number end as session_key,
         min(visitor_id) as visitor_id,
@@ -83,7 +106,8 @@ sessions as (
 )
 
 select
-    project_id, session_date, session_key, visitor_id, started_at, ended_at, duration_seconds,
-    events, pageviews, is_bounce, landing_path, {{ url_host('first_referrer') }} as referrer_host,
-    utm_source
+    project_id, session_date, session_key, session_group, visitor_id, started_at, ended_at,
+    duration_seconds, events, pageviews, is_bounce, landing_path,
+    {{ url_host('first_referrer') }} as referrer_host, utm_source,
+    {{ build_time() }} as built_at
 from sessions

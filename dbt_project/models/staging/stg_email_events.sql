@@ -7,6 +7,7 @@ select
     lower(coalesce(d.payload -> 'data' -> 'to' ->> 0, d.payload -> 'data' ->> 'to')) as email,
     d.payload -> 'data' ->> 'subject' as subject,
     d.payload -> 'data' ->> 'email_id' as email_id,
+    d.received_at,
     -- When the email event happened (Resend's created_at), else when it reached us.
     coalesce({{ try_timestamptz("d.payload ->> 'created_at'") }}, d.received_at) as event_at,
     (coalesce({{ try_timestamptz("d.payload ->> 'created_at'") }}, d.received_at) at time zone 'UTC')::date

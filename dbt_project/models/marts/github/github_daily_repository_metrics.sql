@@ -1,4 +1,8 @@
-{{ config(meta={'day_column': 'metric_date'}) }}
+{{ config(
+    incremental_strategy='delete+insert',
+    unique_key=['project_id', 'repository_id', 'metric_date'],
+    meta={'day_column': 'metric_date'},
+) }}
 {#
   One row per followed repository and UTC day of the window (zeros included, from the
   repository's creation on): stars gained, issues opened/closed, PRs opened/merged,
