@@ -1,4 +1,5 @@
-"""The Dagster side loads as deployed: the code location, its raw-table assets, the instance.
+"""The Dagster side loads as deployed: the code location, its raw-table assets, the metrics
+domain (its job, sensor, schedule and dbt-test checks), the instance.
 
 The instance tests build a real `DagsterInstance` from the repository's
 `dagster.yaml` against a fresh database on the suite's Postgres (by default the
@@ -6,11 +7,13 @@ embedded server, reached over a unix socket as `lytics dev` does) and run a job
 through it, so a wrong driver, key or schema fails here rather than at startup.
 """
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -28,7 +31,10 @@ from sqlalchemy import Table
 from lytics.warehouse import tables
 from lytics.warehouse.urls import render, with_driver
 from lytics_assets.definitions import defs
+from lytics_assets.metrics import definitions as metrics_definitions
+from lytics_assets.metrics.project import dbt_project, prepare
 from lytics_assets.raw_sources import RAW_TABLES, unique_keys
+from tests.support.pipeline import point_pipeline_at
 from tests.support.postgres import create_database, drop_database, unique_name
 
 REPO = Path(__file__).resolve().parents[1]
@@ -162,6 +168,116 @@ def test_events_schema_shows_the_core_columns() -> None:
     assert "unique (project_id, message_id)" in (
         schema.constraints.other if schema.constraints else []
     )
+
+
+# --------------------------------------------------------------------------- metrics domain
+
+
+@dataclass(frozen=True)
+class Loaded:
+    definitions: dg.Definitions  # the whole code location
+    metrics: dg.Definitions  # what lytics_assets/metrics/definitions.py build() returned
+
+
+@pytest.fixture
+def loaded(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Loaded:
+    """The code location as Dagster loads it (DATABASE_URL a migrated database), with the
+    metrics domain's definitions caught on their way in."""
+    point_pipeline_at(database_url, monkeypatch)
+    built: list[dg.Definitions] = []
+    build = metrics_definitions.build
+
+    def spy() -> dg.Definitions:
+        built.append(build())
+        return built[-1]
+
+    monkeypatch.setattr(metrics_definitions, "build", spy)
+    definitions = defs()
+    dg.Definitions.validate_loadable(definitions)
+    assert len(built) == 1, "defs() must build the metrics domain with metrics.definitions.build()"
+    return Loaded(definitions, built[0])
+
+
+def _dbt_assets(definitions: dg.Definitions) -> dg.AssetsDefinition:
+    [dbt] = [
+        a
+        for a in definitions.assets or []
+        if isinstance(a, dg.AssetsDefinition)
+        and a.is_executable
+        and a.node_def.name == "lytics_dbt"
+    ]
+    return dbt
+
+
+def test_the_metrics_domain_is_built_by_its_definitions_module(loaded: Loaded) -> None:
+    metrics = loaded.metrics
+    [job] = metrics.jobs or []
+    [sensor] = metrics.sensors or []
+    [schedule] = metrics.schedules or []
+    assert (job.name, sensor.name, schedule.name) == (
+        "refresh_metrics",
+        "raw_data_sensor",
+        "hourly_metrics",
+    )
+    # The code location serves the domain's own objects, not copies built elsewhere.
+    assert loaded.definitions.resolve_sensor_def("raw_data_sensor") is sensor
+    assert loaded.definitions.resolve_schedule_def("hourly_metrics") is schedule
+    assert _dbt_assets(loaded.definitions) is _dbt_assets(metrics)
+
+    # Every asset of the metrics groups comes from the domain (its dbt models).
+    graph = loaded.definitions.resolve_asset_graph()
+    in_groups = {
+        key
+        for key in graph.get_all_asset_keys()
+        if graph.get(key).group_name in {"staging", "metrics"}
+    }
+    assert in_groups
+    assert in_groups <= _dbt_assets(metrics).keys
+
+
+def test_refresh_metrics_runs_its_one_step_in_process(loaded: Loaded) -> None:
+    job = loaded.definitions.resolve_job_def("refresh_metrics")
+    assert job.executor_def is dg.in_process_executor
+    assert job.executor_def.name == "in_process"
+
+
+def test_the_raw_data_sensor_looks_for_new_rows_every_5_seconds(loaded: Loaded) -> None:
+    sensor = loaded.definitions.resolve_sensor_def("raw_data_sensor")
+    assert sensor.minimum_interval_seconds == 5
+    assert sensor.job_name == "refresh_metrics"
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_hourly_metrics_rebuilds_through_the_refresh_job(loaded: Loaded) -> None:
+    schedule = loaded.definitions.resolve_schedule_def("hourly_metrics")
+    assert schedule.job_name == "refresh_metrics"
+    assert schedule.cron_schedule == "7 * * * *"
+    assert schedule.execution_timezone == "UTC"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+def test_the_checks_of_the_models_are_their_dbt_tests(loaded: Loaded) -> None:
+    manifest = json.loads(prepare(dbt_project()).read_text())
+    dbt_tests = {n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "test"}
+    dbt_checks = _dbt_assets(loaded.definitions).check_keys
+    assert {c.name for c in dbt_checks} <= dbt_tests
+
+    # No standalone asset check definitions; the metrics domain's checks are its dbt tests.
+    assert not loaded.definitions.asset_checks
+    assert not loaded.metrics.asset_checks
+    assert all(
+        not a.check_keys
+        for a in loaded.metrics.assets or []
+        if isinstance(a, dg.AssetsDefinition) and a is not _dbt_assets(loaded.metrics)
+    )
+    # The former Python checks of daily_site_metrics are dbt tests now (dbt_project/tests).
+    site = dg.AssetKey(["analytics", "daily_site_metrics"])
+    for name in ("reconciles_with_raw", "volume_is_normal"):
+        assert dg.AssetCheckKey(site, name) in dbt_checks
+
+    # Any other check is the exports domain's own (its files against their source).
+    others = loaded.definitions.resolve_asset_graph().asset_check_keys - dbt_checks
+    assert {check.asset_key.path[0] for check in others} <= {"exports"}
 
 
 # --------------------------------------------------------------------------- instance

@@ -3,7 +3,9 @@
 What must hold: per repository and day, stars gained, issues opened/closed,
 pull requests opened/merged and releases equal what the fake GitHub holds,
 counted independently here; forks gained compare consecutive snapshots; the
-job that the marts sensor launches builds exactly the GitHub models.
+job that the marts sensor launches (refresh_github_marts, over the range its request
+names) builds exactly the GitHub models of the dbt multi-asset, rebuilding the
+window from raw.
 """
 
 from __future__ import annotations
@@ -16,13 +18,11 @@ import dagster as dg
 import pytest
 from sqlalchemy import Engine, text
 
-from lytics_assets.github.jobs import GITHUB_MARTS
-from lytics_assets.metrics.assets import dbt_resource
-from lytics_assets.metrics.requests import RANGE_END, RANGE_START
-from lytics_assets.resources import WarehouseResource
+from lytics_assets.github.jobs import refresh_github_marts
+from lytics_assets.metrics.requests import range_request
 from tests.support.fake_github import FakeRepo
 from tests.support.github import Served, connect_source, served_github, sync_once
-from tests.support.pipeline import dbt_assets_definition, failures, point_pipeline_at
+from tests.support.pipeline import Pipeline, dbt_assets_definition, failures, point_pipeline_at
 
 FIRST, LAST = "2026-10-10", "2026-11-01"
 
@@ -39,7 +39,7 @@ def _day(value: str | None) -> str | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).date().isoformat()
 
 
-def expected(repo: FakeRepo) -> dict[str, Counter[str]]:
+def expected(repo: FakeRepo) -> dict[str, Counter[str | None]]:
     """The fixture's activity per day, counted straight from the fake server's data."""
     issues = [i for i in repo.issues if "pull_request" not in i]
     return {
@@ -71,19 +71,20 @@ def test_marts_equal_the_fixture_and_forks_compare_snapshots(
             )
     point_pipeline_at(database_url, monkeypatch)
 
+    # The run the marts sensor requests for these days, of the job it names.
+    request = range_request([FIRST, LAST], "github-marts:test", refresh_github_marts.name)
     with dg.DagsterInstance.ephemeral() as instance:
-        result = dg.materialize(
-            [dbt_assets_definition()],
-            selection=GITHUB_MARTS,
-            instance=instance,
-            resources={
-                "dbt": dbt_resource(),
-                "warehouse": WarehouseResource(database_url=database_url),
-            },
-            tags={RANGE_START: FIRST, RANGE_END: LAST},
-            raise_on_error=False,
-        )
+        pipeline = Pipeline(database_url, instance, dbt_assets_definition())
+        job = dg.Definitions(
+            assets=[pipeline.assets], jobs=[refresh_github_marts], resources=pipeline.resources()
+        ).resolve_job_def(request.job_name or "")
+        result = job.execute_in_process(instance=instance, tags=request.tags, raise_on_error=False)
+        logged = [
+            e.user_message for e in instance.all_logs(result.run_id) if not e.is_dagster_event
+        ]
     assert result.success, failures(result)
+    # No refresh tag: a window rebuild of exactly the requested days (end exclusive).
+    assert "dbt build, refresh window, window 2026-10-10 to 2026-11-02 (end exclusive)" in logged
     built = {e.asset_key for e in result.get_asset_materialization_events() if e.asset_key}
     assert built == {
         dg.AssetKey(["analytics", name])
