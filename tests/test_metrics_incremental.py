@@ -20,7 +20,7 @@ import dagster as dg
 import pytest
 from sqlalchemy import Engine, text
 
-from lytics_assets.metrics.lineage import tables_built_from_raw
+from lytics_assets.metrics.lineage import refreshed_models, tables_built_from_raw
 from lytics_assets.metrics.partitions import daily
 from lytics_assets.metrics.refresh import REFRESH_TAG
 from lytics_assets.metrics.requests import RANGE_END, RANGE_START
@@ -176,8 +176,9 @@ def _run_sensor_requests(
 def test_many_small_refreshes_equal_one_full_rebuild(pipeline: Pipeline, engine: Engine) -> None:
     rng = random.Random(20261205)
     projects = [new_project(engine, slug)[0] for slug in ("inc-a", "inc-b")]
+    manifest, translator = pipeline.assets_manifest(), LyticsDbtTranslator()
     sensor = build_raw_data_sensor(
-        daily, tables_built_from_raw(pipeline.assets_manifest(), LyticsDbtTranslator())
+        daily, tables_built_from_raw(manifest, translator), refreshed_models(manifest, translator)
     )
     # Arrival order: shuffled, so later batches hold late events for earlier days and
     # the second half of sessions that began in an earlier batch.

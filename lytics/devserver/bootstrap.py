@@ -73,3 +73,18 @@ def ensure_demo_project(database_url: str) -> DemoKeys | None:
 def migrate_schema(database_url: str) -> str:
     migrate.upgrade(database_url)
     return migrate.head_revision()
+
+
+def code_server_workspace(home: Path, host: str, port: int) -> Path:
+    """A workspace that points the webserver and the daemon at one shared code server
+    (Dagster's deployment topology), instead of each starting its own."""
+    path = home / "workspace.yaml"
+    path.write_text(
+        "# Written by `lytics dev` on every start: the code server it runs.\n"
+        "load_from:\n"
+        "  - grpc_server:\n"
+        f"      host: {host}\n"
+        f"      port: {port}\n"
+        "      location_name: lytics\n"
+    )
+    return path

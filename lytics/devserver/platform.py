@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ import httpx
 from lytics.devserver.bootstrap import (
     REPO_ROOT,
     DemoKeys,
+    code_server_workspace,
     dagster_home,
     dagster_url,
     ensure_demo_project,
@@ -29,9 +32,17 @@ from lytics.devserver.bootstrap import (
 from lytics.devserver.supervisor import Supervisor
 from lytics.embedded_postgres import EmbeddedPostgres
 from lytics.settings import Settings
-from lytics.warehouse.urls import redacted, render, with_driver
+from lytics.warehouse.urls import dbt_env, redacted, render, with_driver
 
 READY_TIMEOUT_S = 120.0
+# The code server is for the webserver, the daemon and the runs on this machine only.
+CODE_SERVER_HOST = "127.0.0.1"
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
 
 
 class StopRequestedError(Exception):
@@ -106,6 +117,9 @@ class DevPlatform:
             PATH=os.pathsep.join([bindir, env.get("PATH", "")]),
             PYTHONUNBUFFERED="1",
             DATABASE_URL=render(with_driver(database_url, "psycopg")),
+            # dbt's connection (dbt_project/profiles.yml), the same for the project's
+            # preparation and every run, so the runs reuse the prepared parse.
+            **dbt_env(database_url),
             LYTICS_SECRET_KEY=secret_key(self.settings),
             LYTICS_DATA_DIR=str(self.settings.data_path),
         )
@@ -122,17 +136,57 @@ class DevPlatform:
     def _start_services(self, env: dict[str, str]) -> None:
         o = self.options
         bindir = Path(sys.executable).parent
-        workspace = str(REPO_ROOT / "workspace.yaml")
         if o.run_api:
             api = [sys.executable, "-m", "lytics_ingest_api", "--host", o.api_host]
             self.supervisor.start("api", [*api, "--port", str(o.api_port)], env)
         if o.run_dagster:
+            workspace = str(self._start_code_server(env, bindir))
             webserver = [str(bindir / "dagster-webserver"), "-h", o.dagster_host, "-w", workspace]
             self.supervisor.start(
                 "dagster", [*webserver, "-p", str(o.dagster_port)], env, cwd=str(REPO_ROOT)
             )
             daemon = [str(bindir / "dagster-daemon"), "run", "-w", workspace]
             self.supervisor.start("daemon", daemon, env, cwd=str(REPO_ROOT))
+
+    def _start_code_server(self, env: dict[str, str], bindir: Path) -> Path:
+        """Prepare the dbt project, start the one code server, return its workspace."""
+        # The manifest and dbt's saved parse, as a deployment prepares them at build
+        # time; here on every start, so edited models are picked up.
+        prepare = [str(bindir / "dagster-dbt"), "project", "prepare-and-package"]
+        project = str(REPO_ROOT / "lytics_assets" / "metrics" / "project.py")
+        started = time.monotonic()
+        done = subprocess.run(  # noqa: S603 - our own command and file
+            [*prepare, "--file", project],
+            env=env,
+            cwd=str(REPO_ROOT),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise click.ClickException(
+                f"dbt project preparation failed:\n{done.stdout}{done.stderr}"
+            )
+        click.echo(f"dbt       project prepared in {time.monotonic() - started:.1f}s")
+        port = _free_port(CODE_SERVER_HOST)
+        server = [str(bindir / "dagster"), "code-server", "start", "-h", CODE_SERVER_HOST]
+        server += ["-p", str(port), "-m", "lytics_assets.definitions", "--location-name", "lytics"]
+        self.supervisor.start("code", server, env, cwd=str(REPO_ROOT))
+        # The webserver and the daemon give up on a location they cannot reach at start.
+        self._wait_for_port(CODE_SERVER_HOST, port)
+        return code_server_workspace(Path(env["DAGSTER_HOME"]), CODE_SERVER_HOST, port)
+
+    def _wait_for_port(self, host: str, port: int) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline and self.supervisor.first_exited() is None:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                if probe.connect_ex((host, port)) == 0:
+                    return
+            time.sleep(0.2)
+        failed = self.supervisor.first_exited()
+        raise click.ClickException(
+            f"{failed.name} exited during startup" if failed else "the code server did not start"
+        )
 
     def _poll(self, url: str, body: dict[str, object] | None, expect: str) -> bool:
         deadline = time.monotonic() + READY_TIMEOUT_S

@@ -16,7 +16,7 @@ from dagster_dbt import DbtCliResource
 from lytics.settings import get_settings
 from lytics_assets.metrics.assets import build_dbt_assets
 from lytics_assets.metrics.jobs import refresh_metrics
-from lytics_assets.metrics.lineage import tables_built_from_raw
+from lytics_assets.metrics.lineage import refreshed_models, tables_built_from_raw
 from lytics_assets.metrics.partitions import daily
 from lytics_assets.metrics.project import dbt_environment, dbt_project, prepare
 from lytics_assets.metrics.schedules import hourly_metrics
@@ -39,6 +39,12 @@ def build() -> dg.Definitions:
         ],
         jobs=[refresh_metrics],
         schedules=[hourly_metrics],
-        sensors=[build_raw_data_sensor(daily, tables_built_from_raw(manifest, translator))],
+        sensors=[
+            build_raw_data_sensor(
+                daily,
+                tables_built_from_raw(manifest, translator),
+                refreshed_models(manifest, translator),
+            )
+        ],
         resources={"dbt": DbtCliResource(project_dir=project)},
     )

@@ -18,22 +18,26 @@ DBT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 NEW_ROWS_VARS = json.dumps({"refresh": "new_rows"}, sort_keys=True)
 
 
+# Module level, so `dagster-dbt project prepare-and-package --file <this file>` finds it.
+DBT_PROJECT = DbtProject(
+    project_dir=DBT_DIR,
+    profiles_dir=DBT_DIR,
+    prepare_project_cli_args=["parse", "--quiet", "--vars", NEW_ROWS_VARS],
+)
+
+
 def dbt_project() -> DbtProject:
-    """The project; `prepare` writes target/manifest.json and dbt's saved parse."""
-    return DbtProject(
-        project_dir=DBT_DIR,
-        profiles_dir=DBT_DIR,
-        prepare_project_cli_args=["parse", "--quiet", "--vars", NEW_ROWS_VARS],
-    )
+    """The project; preparing it writes target/manifest.json and dbt's saved parse."""
+    return DBT_PROJECT
 
 
 def prepare(project: DbtProject) -> Path:
     """The manifest, parsed now if there is none (a fresh checkout).
 
-    Deployments prepare it once at build time (`dagster-dbt project prepare-and-package`,
-    docs/runbooks.md); `lytics dev` prepares it on every start, so edited models are
-    picked up. dagster-dbt's preparer guards against the webserver and the daemon
-    parsing at the same moment.
+    Deployments prepare it once at build time (`dagster-dbt project prepare-and-package
+    --file lytics_assets/metrics/project.py`, README); `lytics dev` does so on every
+    start, so edited models are picked up. dagster-dbt's preparer guards against two
+    processes parsing at the same moment.
     """
     if not project.manifest_path.exists():
         project.preparer.prepare(project)

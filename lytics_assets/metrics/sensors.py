@@ -20,9 +20,13 @@ SENSOR_INTERVAL_S = 5
 
 def build_raw_data_sensor(
     partitions: dg.PartitionsDefinition,
-    downstream: Mapping[str, Sequence[dg.AssetKey]],
+    built_from: Mapping[str, Sequence[dg.AssetKey]],
+    models: Sequence[dg.AssetKey],
 ) -> dg.SensorDefinition:
-    """`downstream`: for each raw table, the tables built from it (views need no refresh)."""
+    """`built_from`: for each raw table, the tables built from it; `models`: every model
+    of the job. A refresh builds the tables fed by the raw tables that changed, and any
+    model that was never built (a fresh install: the views those tables read, a mart
+    of data that has not arrived yet), so every mart exists after the first one."""
 
     @dg.sensor(
         name="raw_data_sensor",
@@ -49,10 +53,11 @@ def build_raw_data_sensor(
             context.log.warning(
                 "new rows for days outside the partitions, not modelled: %s", skipped[:10]
             )
-        assets = sorted(
-            {key for table in changes.tables for key in downstream.get(table, ())},
-            key=lambda key: key.to_user_string(),
-        )
+        tables = {key for table in changes.tables for key in built_from.get(table, ())}
+        never_built = {
+            key for key in models if context.instance.get_latest_materialization_event(key) is None
+        }
+        assets = sorted(tables | never_built, key=lambda key: key.to_user_string())
         requests = (
             [
                 range_request(

@@ -54,8 +54,9 @@ async def dashboard_tiles(
         async with project_transaction(request.app.state.reader_pool, principal.project_id) as conn:
             now = await numbers_async(conn, principal.project_id, period)
             before = await numbers_async(conn, principal.project_id, previous)
-    except errors.UndefinedTable:
-        # The pipeline has not built the marts yet (a fresh install).
+    except (errors.UndefinedTable, errors.InsufficientPrivilege):
+        # The pipeline has not built the marts yet (a fresh install; a schema created by
+        # a build that has not granted the read role its usage yet).
         now = before = Numbers.empty()
         built = False
     else:
