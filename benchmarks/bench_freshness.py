@@ -126,7 +126,7 @@ class Platform:
         for event in events:
             kind, message = event["__typename"], event.get("message") or ""
             at = int(event["timestamp"]) / 1000
-            if kind == "RunDequeuedEvent":
+            if kind == "RunStartingEvent":  # the daemon took it off the queue
                 moments.setdefault("dequeued", at)
             elif kind == "RunStartEvent":
                 moments.setdefault("started", at)

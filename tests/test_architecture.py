@@ -42,7 +42,7 @@ def test_package_never_imports_what_it_must_not(package: str) -> None:
 # environment to processes they start:
 ENVIRONMENT_PLUMBING = {
     "lytics/devserver/platform.py": "`lytics dev` copies the environment into its children",
-    "lytics_assets/definitions.py": "exports dbt's connection for the dbt subprocesses",
+    "lytics_assets/metrics/definitions.py": "exports dbt's connection for the dbt subprocesses",
 }
 # Passing the environment on whole: dict(os.environ), {**os.environ}, env=os.environ,
 # os.environ.copy(), os.environ.update(...).

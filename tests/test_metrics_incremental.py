@@ -173,6 +173,8 @@ def _run_sensor_requests(
 
 
 @pytest.mark.slow
+# A dbt run per batch: minutes on a busy two-core machine.
+@pytest.mark.timeout(900)
 def test_many_small_refreshes_equal_one_full_rebuild(pipeline: Pipeline, engine: Engine) -> None:
     rng = random.Random(20261205)
     projects = [new_project(engine, slug)[0] for slug in ("inc-a", "inc-b")]
@@ -187,7 +189,7 @@ def test_many_small_refreshes_equal_one_full_rebuild(pipeline: Pipeline, engine:
         for n, event in enumerate(_events(rng)):
             arrivals.append((project_id, {**event, "message_id": f"{project_id}-{n}"}))
     rng.shuffle(arrivals)
-    batches = [arrivals[i : i + 23] for i in range(0, len(arrivals), 23)]
+    batches = [arrivals[i : i + 30] for i in range(0, len(arrivals), 30)]
     cursor = None
     # The first refresh creates the marts from what is there (a first build takes everything).
     for number, batch in enumerate(batches):
