@@ -4,7 +4,7 @@
   only one project at a time, the project named by the transaction's
   `lytics.project_id` (the read API sets it; unset, the reader sees nothing).
 
-  - Table (any materialization: table, incremental, window_replace): row-level
+  - Table (any materialization: table or incremental): row-level
     security on, and exactly two policies,
       reader_own_project  FOR SELECT TO lytics_reader
                           USING (project_id = nullif(current_setting('lytics.project_id', true), '')::bigint)
