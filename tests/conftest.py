@@ -7,12 +7,15 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import pytest
 from sqlalchemy import Engine
 
 from lytics.settings import Settings, get_settings
 from lytics.warehouse.engine import create_sync_engine
+from tests.support import TEST_SECRET
 from tests.support.dagster_ui import running_webserver
+from tests.support.pipeline import Pipeline, dbt_assets_definition, point_pipeline_at
 from tests.support.postgres import (
     create_database,
     drop_database,
@@ -20,8 +23,6 @@ from tests.support.postgres import (
     server_for_tests,
     unique_name,
 )
-
-TEST_SECRET = "test-secret-key-not-for-production"
 
 # As an activated virtualenv: dagster-dbt runs `dbt` by name, from PATH.
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
@@ -107,3 +108,19 @@ def s3_endpoint() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def dbt_assets() -> dg.AssetsDefinition:
+    """The dbt multi-asset as the code location builds it (the manifest prepared once)."""
+    return dbt_assets_definition()
+
+
+@pytest.fixture
+def pipeline(
+    database_url: str, dbt_assets: dg.AssetsDefinition, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Pipeline]:
+    """The metrics pipeline over this test's database, on a throwaway Dagster instance."""
+    point_pipeline_at(database_url, monkeypatch)
+    with dg.DagsterInstance.ephemeral() as instance:
+        yield Pipeline(database_url, instance, dbt_assets)

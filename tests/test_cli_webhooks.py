@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from lytics.crypto import Cipher
 from lytics.projects import create_project, get_project
 from lytics.webhook_secrets import CIPHER_PURPOSE, add_secret, load_secrets
-from tests.conftest import TEST_SECRET
+from tests.support import TEST_SECRET
 from tests.support.cli import CliResult, invoke
 
 Run = Callable[..., CliResult]

@@ -21,7 +21,7 @@ from lytics.demo import sender, truth
 from lytics.demo.model import Parameters, generate
 from lytics.settings import Settings
 from lytics_ingest_api.app import create_app
-from tests.conftest import TEST_SECRET
+from tests.support import TEST_SECRET
 from tests.support.cli import invoke
 from tests.support.http import serve
 

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from lytics.projects import create_project
 from lytics.settings import Settings
-from tests.conftest import TEST_SECRET
+from tests.support import TEST_SECRET
 from tests.support.cli import invoke
 from tests.support.digests import WEEK, add_members, create_marts, deliveries, seed_two_weeks
 from tests.support.fake_resend import API_KEY, fake_resend

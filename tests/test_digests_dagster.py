@@ -22,7 +22,7 @@ from lytics_assets.digests.definitions import (
     build_schedule,
 )
 from lytics_assets.resources import WarehouseResource
-from tests.conftest import TEST_SECRET
+from tests.support import TEST_SECRET
 from tests.support.digests import WEEK, add_members, create_marts, seed_two_weeks
 from tests.support.fake_resend import API_KEY, fake_resend
 

@@ -8,17 +8,15 @@ action items and rendered text are compared with numbers worked out by hand.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
-import dagster as dg
 import pytest
 from sqlalchemy import Engine, text
 
 from lytics.digests import content
 from lytics.digests.render import render
 from tests.support.ingest import new_project
-from tests.support.pipeline import Pipeline, dbt_assets_definition, failures, point_pipeline_at
+from tests.support.pipeline import Pipeline, failures
 
 WEEK = date(2025, 6, 9)  # a Monday; the week before starts on 2025-06-02
 
@@ -56,20 +54,6 @@ REACH = [
     ("2025-06-10", 1200, "2025-06-11 06:00:00"),
     ("2025-06-10", 1050, "2025-06-11 07:00:00"),
 ]
-
-
-@pytest.fixture(scope="module")
-def dbt_assets() -> dg.AssetsDefinition:
-    return dbt_assets_definition()
-
-
-@pytest.fixture
-def pipeline(
-    database_url: str, dbt_assets: dg.AssetsDefinition, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Pipeline]:
-    point_pipeline_at(database_url, monkeypatch)
-    with dg.DagsterInstance.ephemeral() as instance:
-        yield Pipeline(database_url, instance, dbt_assets)
 
 
 def _utc(moment: str) -> datetime:

@@ -29,7 +29,7 @@ from lytics.exports.runner import ExportReport, ExportRequest, check_window, exp
 from lytics.exports.stores import LocalStore, S3Credentials, S3Store, Staged
 from lytics.exports.windows import Window
 from lytics.settings import Settings
-from tests.conftest import TEST_SECRET
+from tests.support import TEST_SECRET
 from tests.support.exports import (
     CREDENTIALS,
     FailingProxy,

@@ -20,7 +20,7 @@ from lytics.exports.destinations import CIPHER_PURPOSE, add_destination
 from lytics.exports.runner import ExportRequest, export_window
 from lytics.exports.windows import Window
 from lytics.settings import Settings
-from tests.conftest import TEST_SECRET
+from tests.support import TEST_SECRET
 from tests.support.exports import CREDENTIALS, insert_events, new_bucket
 from tests.support.http import free_port
 from tests.support.ingest import Ingest, new_project, served_ingest

@@ -15,7 +15,7 @@ from lytics_assets.exports.assets import CHECK_NAME, EXPORT_POOL
 from lytics_assets.exports.definitions import build
 from lytics_assets.exports.resources import ExportsResource
 from lytics_assets.resources import WarehouseResource
-from tests.conftest import TEST_SECRET
+from tests.support import TEST_SECRET
 from tests.support.exports import CREDENTIALS, insert_events, list_keys, new_bucket, s3_client
 from tests.support.ingest import new_project
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from tests.conftest import TEST_SECRET
+from tests.support import TEST_SECRET
 from tests.support.cli import CliResult, invoke
 from tests.support.exports import CREDENTIALS, new_bucket
 from tests.support.ingest import new_project

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, text
 
 from lytics.crypto import Cipher
 from lytics.exports.destinations import CIPHER_PURPOSE, add_destination
-from tests.conftest import TEST_SECRET
+from tests.support import TEST_SECRET
 from tests.support.exports import CREDENTIALS, list_keys, new_bucket
 from tests.support.ingest import new_project
 

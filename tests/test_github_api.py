@@ -18,7 +18,7 @@ from sqlalchemy import Engine, text
 
 from lytics.settings import Settings
 from lytics_ingest_api.app import create_app
-from tests.conftest import TEST_SECRET
+from tests.support import TEST_SECRET
 from tests.support.cli import invoke
 from tests.support.fake_github import TOKEN
 from tests.support.github import Served, connect_source, served_github, sync_once

@@ -23,7 +23,7 @@ from lytics_assets.github.assets import GITHUB_KEYS, github_sync, repository_sna
 from lytics_assets.github.resources import GitHubResource
 from lytics_assets.github.sensors import github_marts_sensor, github_webhook_sensor
 from lytics_assets.resources import WarehouseResource
-from tests.conftest import TEST_SECRET
+from tests.support import TEST_SECRET
 from tests.support.fake_github import BASE_TIME
 from tests.support.github import PER_PAGE, Served, connect_source, served_github
 

@@ -10,37 +10,21 @@ ties at the top-N cut, a re-sent pushed metric and referrer host normalisation.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import dagster as dg
 import pytest
 from sqlalchemy import Engine, text
 
 from tests.support.ingest import new_project
-from tests.support.pipeline import Pipeline, dbt_assets_definition, failures, point_pipeline_at
+from tests.support.pipeline import Pipeline, failures
 
 pytestmark = pytest.mark.slow
 
 DAY = "2025-06-10"
 NEXT_DAY = "2025-06-11"
-
-
-@pytest.fixture(scope="module")
-def dbt_assets() -> dg.AssetsDefinition:
-    return dbt_assets_definition()
-
-
-@pytest.fixture
-def pipeline(
-    database_url: str, dbt_assets: dg.AssetsDefinition, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Pipeline]:
-    point_pipeline_at(database_url, monkeypatch)
-    with dg.DagsterInstance.ephemeral() as instance:
-        yield Pipeline(database_url, instance, dbt_assets)
 
 
 def build(pipeline: Pipeline, first_day: str, last_day: str | None = None) -> None:

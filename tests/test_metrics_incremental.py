@@ -12,7 +12,6 @@ raw into empty marts, and refreshes with nothing new must change nothing.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -30,9 +29,7 @@ from lytics_assets.resources import WarehouseResource
 from tests.support.ingest import new_project
 from tests.support.pipeline import (
     Pipeline,
-    dbt_assets_definition,
     failures,
-    point_pipeline_at,
     snapshot,
 )
 
@@ -45,20 +42,6 @@ REFERRERS = [
     "https://news.example.org:8443/item",
     "t.co/x",
 ]
-
-
-@pytest.fixture(scope="module")
-def dbt_assets() -> dg.AssetsDefinition:
-    return dbt_assets_definition()
-
-
-@pytest.fixture
-def pipeline(
-    database_url: str, dbt_assets: dg.AssetsDefinition, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Pipeline]:
-    point_pipeline_at(database_url, monkeypatch)
-    with dg.DagsterInstance.ephemeral() as instance:
-        yield Pipeline(database_url, instance, dbt_assets)
 
 
 def _visitor_events(rng: random.Random, visitor: str, start: datetime) -> list[dict[str, Any]]:

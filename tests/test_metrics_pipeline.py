@@ -8,7 +8,6 @@ its own day once the sensor has run; re-running a partition changes nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -33,9 +32,7 @@ from tests.support.http import serve
 from tests.support.ingest import new_project
 from tests.support.pipeline import (
     Pipeline,
-    dbt_assets_definition,
     failures,
-    point_pipeline_at,
     run_demo,
     snapshot,
 )
@@ -54,20 +51,6 @@ DEMO = (
     "--end-date",
     END.isoformat(),
 )
-
-
-@pytest.fixture(scope="module")
-def dbt_assets() -> dg.AssetsDefinition:
-    return dbt_assets_definition()
-
-
-@pytest.fixture
-def pipeline(
-    database_url: str, dbt_assets: dg.AssetsDefinition, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Pipeline]:
-    point_pipeline_at(database_url, monkeypatch)
-    with dg.DagsterInstance.ephemeral() as instance:
-        yield Pipeline(database_url, instance, dbt_assets)
 
 
 @pytest.fixture

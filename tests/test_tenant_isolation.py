@@ -36,7 +36,7 @@ from lytics.warehouse import migrate
 from lytics.warehouse.engine import create_sync_engine
 from lytics.warehouse.urls import dbt_env, libpq_dsn
 from lytics_ingest_api.app import create_app
-from tests.conftest import TEST_SECRET
+from tests.support import TEST_SECRET
 from tests.support.github import connect_source, served_github, sync_once
 from tests.support.http import serve
 from tests.support.postgres import create_database, drop_database, unique_name

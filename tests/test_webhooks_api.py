@@ -38,7 +38,7 @@ from lytics.webhook_secrets import CIPHER_PURPOSE, add_secret, remove_secret, se
 from lytics_ingest_api.app import create_app
 from lytics_ingest_api.fast_path import IngestApp
 from lytics_ingest_api.webhooks.routes import SecretCache, secret_cache
-from tests.conftest import TEST_SECRET
+from tests.support import TEST_SECRET
 from tests.support.http import serve
 
 RESEND_KEY = b"resend-signing-key-24byt"

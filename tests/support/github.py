@@ -14,7 +14,7 @@ from lytics.github.client import ClientOptions, GitHubClient
 from lytics.github.store import DatabaseEtags
 from lytics.github.sync import STREAMS, Sync, SyncReport
 from lytics.projects import create_project
-from tests.conftest import TEST_SECRET
+from tests.support import TEST_SECRET
 from tests.support.fake_github import PREFIX, TOKEN, FakeGitHub, standard_fixture
 from tests.support.http import serve
 

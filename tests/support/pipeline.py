@@ -23,7 +23,7 @@ from lytics_assets.metrics.requests import RANGE_END, RANGE_START
 from lytics_assets.metrics.translator import LyticsDbtTranslator
 from lytics_assets.resources import WarehouseResource
 from lytics_ingest_api.app import create_app
-from tests.conftest import TEST_SECRET
+from tests.support import TEST_SECRET
 from tests.support.cli import invoke
 from tests.support.http import serve
 

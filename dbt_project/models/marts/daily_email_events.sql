@@ -1,6 +1,4 @@
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
     unique_key=['project_id', 'event_date'],
     meta={'day_column': 'event_date'},
 ) }}

@@ -1,6 +1,4 @@
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
     unique_key=['project_id', 'metric_date'],
     meta={'day_column': 'metric_date'},
     indexes=[{'columns': ['project_id', 'metric_date'], 'unique': true}],

@@ -1,6 +1,4 @@
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
     unique_key=['project_id', 'visit_date', 'visitor_id'],
     meta={'day_column': 'visit_date'},
     indexes=[

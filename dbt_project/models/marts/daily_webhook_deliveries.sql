@@ -1,6 +1,4 @@
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
     unique_key=['project_id', 'received_date'],
     meta={'day_column': 'received_date'},
 ) }}

@@ -1,6 +1,4 @@
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
     unique_key=['project_id', 'session_date', 'session_group'],
     meta={'day_column': 'session_date'},
     indexes=[

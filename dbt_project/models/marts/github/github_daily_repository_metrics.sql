@@ -1,5 +1,4 @@
 {{ config(
-    incremental_strategy='delete+insert',
     unique_key=['project_id', 'repository_id', 'metric_date'],
     meta={'day_column': 'metric_date'},
 ) }}
