@@ -64,16 +64,28 @@
 {%- endmacro %}
 
 {#
-  When this model was last built (the newest `built_at` it holds); -infinity when it
-  is being created, so a first build takes everything, and when its table predates
-  the column (an upgrade: the build adds it, and recomputes what it is asked to).
+  The newest value of `column` in this model's table, as a literal: looked up when
+  the model runs, so Postgres plans "rows newer than this" with the real value and
+  reads the few new rows by index (a subquery there would leave it guessing a third
+  of the table, and scanning all of it). -infinity when the table is being created,
+  so a first build takes everything, and when the table predates the column (an
+  upgrade: the build adds it, and recomputes what it is asked to).
 #}
-{% macro last_build(column='built_at') -%}
-  {%- if is_incremental() and column in (adapter.get_columns_in_relation(this) | map(attribute='name')) -%}
-    (select coalesce(max({{ column }}), '-infinity'::timestamptz) from {{ this }})
-  {%- else -%}
-    '-infinity'::timestamptz
+{% macro newest(column) -%}
+  {%- set value = none -%}
+  {%- if execute and is_incremental() and column in (adapter.get_columns_in_relation(this) | map(attribute='name')) -%}
+    {%- set value = run_query('select max(' ~ adapter.quote(column) ~ ')::text from ' ~ this).columns[0].values()[0] -%}
   {%- endif -%}
+  {%- if value is none -%}
+    '-infinity'::timestamptz
+  {%- else -%}
+    '{{ value }}'::timestamptz
+  {%- endif -%}
+{%- endmacro %}
+
+{# When this model was last built (the newest `built_at` it holds). #}
+{% macro last_build() -%}
+  {{ newest('built_at') }}
 {%- endmacro %}
 
 {#

@@ -54,7 +54,8 @@ def build_dbt_assets(
     ) -> Iterator[Any]:
         refresh = Refresh.of_run(context)
         partitioned = context.has_partition_key or context.has_partition_key_range
-        days = context.partition_keys if partitioned else []
+        # Per-partition counts and previews after a window rebuild (see partition_metadata).
+        days = context.partition_keys if partitioned and refresh.mode == "window" else []
         context.log.info(
             "dbt build, refresh %s, window %s to %s (end exclusive)",
             refresh.mode,
@@ -62,6 +63,7 @@ def build_dbt_assets(
             refresh.end or "-",
         )
         args = ["build", "--vars", refresh.dbt_vars(), "--threads", str(threads)]
+        window_rows: dict[str, int] = {}
         with warehouse.connect() as conn:
             for event in dbt.cli(args, context=context).stream():
                 key = (
@@ -69,11 +71,24 @@ def build_dbt_assets(
                     if isinstance(event, dg.Output)
                     else None
                 )
+                if key is not None:
+                    context.add_asset_metadata({"lytics/refresh": refresh.mode}, asset_key=key)
                 if key in tables and days:
                     relation, day_column = tables[key]
                     per_day = partition_metadata(conn, relation, day_column, days)
                     for day, metadata in per_day.items():
                         context.add_asset_metadata(metadata, asset_key=key, partition_key=day)
+                    window_rows[relation] = sum(
+                        int(m["dagster/partition_row_count"].value) for m in per_day.values()
+                    )
                 yield event
+        if window_rows:
+            # The window's totals belong to the run, not to any one partition.
+            context.log.info(
+                "rows in the window %s to %s: %s",
+                refresh.start,
+                refresh.end,
+                ", ".join(f"{relation} {rows}" for relation, rows in sorted(window_rows.items())),
+            )
 
     return lytics_dbt

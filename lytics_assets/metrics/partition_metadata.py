@@ -1,8 +1,10 @@
-"""What a build left in each daily partition of a table, for the data team.
+"""What a window rebuild left in each daily partition of a table, for the data team.
 
 Each partition's materialization carries its own row count and preview (a run
-over a range materializes every day in it); one query per table covers the
-whole range.
+over a range materializes every day in it); one count per table covers the whole
+range. The raw-data sensor's refreshes skip this: counting a busy day costs more
+than the refresh itself (docs/benchmarks.md), and their materializations say
+`lytics/refresh: new_rows` instead.
 """
 
 from __future__ import annotations
@@ -39,22 +41,20 @@ def partition_metadata(
             params,
         ).all()
     )
-    # The first rows of each day, in the table's key order (its first columns).
+    # A few rows of each day, each day's own: stops at the first rows it finds.
     result = conn.execute(
         text(
-            f"SELECT * FROM (SELECT t.*, row_number() OVER (PARTITION BY {day_column} "
-            f"ORDER BY 1, 2, 3) AS preview_row FROM {relation} AS t "
-            f"WHERE {day_column} = ANY(CAST(:days AS date[]))) AS numbered "
-            f"WHERE preview_row <= {PREVIEW_ROWS} ORDER BY {day_column}, preview_row"
+            f"SELECT preview.* FROM unnest(CAST(:days AS date[])) AS day, "
+            f"LATERAL (SELECT * FROM {relation} AS t WHERE t.{day_column} = day "
+            f"LIMIT {PREVIEW_ROWS}) AS preview"
         ),
         params,
     )
-    columns = [str(c) for c in result.keys() if c != "preview_row"]  # noqa: SIM118
+    columns = [str(c) for c in result.keys()]  # noqa: SIM118
     day_index = columns.index(day_column)
     previews: dict[str, list[Sequence[Any]]] = defaultdict(list)
     for row in result:
-        values = tuple(row)[: len(columns)]
-        previews[str(values[day_index])].append(values)
+        previews[str(row[day_index])].append(tuple(row))
     return {
         day: {
             "dagster/partition_row_count": dg.MetadataValue.int(int(counts.get(day, 0))),

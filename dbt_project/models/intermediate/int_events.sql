@@ -8,9 +8,15 @@
         {'columns': ['received_at']},
         {'columns': ['project_id', 'event_date', 'visitor_id']},
         {'columns': ['project_id', 'event_date', 'session_id']},
-        {'columns': ['project_id', 'event_date', 'path']},
+    ],
+    post_hook=[
+        "create index if not exists {{ this.name }}_pageviews on {{ this }}"
+        " (project_id, event_date, path, visitor_id) where type = 'page'",
+        "{{ refresh_statistics() }}",
     ],
 ) }}
+{#- The partial index serves daily_pages: a path's pageviews and visitors read from the
+    index alone (dbt's `indexes` config has no `where`). -#}
 -- Every raw event, narrowed to what the marts read (no payload) and loaded once:
 -- the only model that reads raw.events. `loaded_at` is the run that loaded the row;
 -- the marts recompute what the rows loaded since their own last build touch, found
@@ -42,9 +48,7 @@ from {{ ref('stg_events') }} as e
 where e.project_id in (select project_id from {{ ref('stg_projects') }})
 {% if is_incremental() %}
 and (
-    e.received_at >= (
-        select coalesce(max(received_at), '-infinity'::timestamptz) from {{ this }}
-    ) - interval '{{ var("late_commit_minutes") | int }} minutes'
+    e.received_at >= {{ newest('received_at') }} - interval '{{ var("late_commit_minutes") | int }} minutes'
     and not exists (select 1 from {{ this }} as loaded where loaded.event_id = e.event_id)
     {%- if refresh_mode() == 'window' %}
     and not (e.event_at >= {{ window_start_ts() }} and e.event_at < {{ window_end_ts() }})
