@@ -23,7 +23,7 @@ import pytest
 
 from lytics.warehouse.urls import dbt_env
 from tests.support.cli import CliResult, invoke
-from tests.support.dagster_ui import REPO, running_webserver
+from tests.support.dagster_ui import REPO, running_webserver, stop
 from tests.support.http import free_port
 
 Run = Callable[..., CliResult]
@@ -247,12 +247,7 @@ def running_daemon(database_url: str, webserver_home: Path, home: Path) -> Itera
     try:
         yield log
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop(process)
 
 
 def _wait_for(what: str, check: Callable[[], Any], log: Path, timeout_s: float = 180) -> Any:

@@ -69,12 +69,17 @@ def running_webserver(database_url: str, home: Path) -> Iterator[str]:
         _wait_until_loaded(process, url, log)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, and SIGKILL if the process is still there 30 s later."""
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
 
 
 def _wait_until_loaded(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
