@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     writer_concurrency: int = Field(
         3, ge=1, le=32, validation_alias=_env("LYTICS_WRITER_CONCURRENCY")
     )
+    # The longest a pool backs off between connection attempts while Postgres is down
+    # (psycopg_pool doubles its delay without a cap until this runs out, then a new
+    # attempt starts at once): writes resume at most about this long after it returns.
+    database_reconnect_timeout_s: float = Field(
+        1.0, gt=0, le=60, validation_alias=_env("LYTICS_DATABASE_RECONNECT_TIMEOUT_S")
+    )
 
     # --- metrics (dbt) -------------------------------------------------------------
     # The first day the daily metric partitions cover; earlier events are not modelled.

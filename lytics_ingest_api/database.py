@@ -19,11 +19,26 @@ READER_ROLE = "lytics_reader"
 ACQUIRE_TIMEOUT_S = 3.0
 
 
+async def _retry_at_once(pool: AsyncConnectionPool[AsyncConnection]) -> None:
+    """psycopg_pool's `reconnect_failed`: a connection attempt gave up, start the next now.
+
+    The pool's own back-off doubles its delay (1, 2, 4, 8 s...) for as long as
+    `reconnect_timeout` allows; unbounded, a long outage leaves writes down for as
+    long again after Postgres returns. With a short `reconnect_timeout` each attempt
+    gives up early and `check()` starts a fresh one (it grows a pool that lost its
+    connections), so the pool tries about once per `reconnect_timeout` while Postgres
+    is down and reconnects that soon after it is back.
+    """
+    if not pool.closed:
+        await pool.check()
+
+
 def _pool(
     dsn: str,
     role: str | None,
     max_size: int,
     name: str,
+    settings: Settings,
     *,
     check_on_checkout: bool = True,
     autocommit: bool = False,
@@ -47,6 +62,8 @@ def _pool(
         check=AsyncConnectionPool.check_connection if check_on_checkout else None,
         configure=configure,
         name=name,
+        reconnect_timeout=settings.database_reconnect_timeout_s,
+        reconnect_failed=_retry_at_once,
     )
 
 
@@ -62,7 +79,7 @@ def _ingest_dsn(settings: Settings) -> tuple[str, str | None]:
 def ingest_pool(settings: Settings, *, max_size: int = 10) -> AsyncConnectionPool[AsyncConnection]:
     """Connections that can only insert raw data and verify keys (auth, webhooks, metrics)."""
     dsn, role = _ingest_dsn(settings)
-    return _pool(dsn, role, max_size, "ingest", check_on_checkout=False)
+    return _pool(dsn, role, max_size, "ingest", settings, check_on_checkout=False)
 
 
 def writer_pool(settings: Settings) -> AsyncConnectionPool[AsyncConnection]:
@@ -79,6 +96,7 @@ def writer_pool(settings: Settings) -> AsyncConnectionPool[AsyncConnection]:
         role,
         settings.writer_concurrency,
         "event-writer",
+        settings,
         check_on_checkout=False,
         autocommit=True,
         configure=jsonb_copy.register,
@@ -87,7 +105,9 @@ def writer_pool(settings: Settings) -> AsyncConnectionPool[AsyncConnection]:
 
 def reader_pool(settings: Settings, *, max_size: int = 4) -> AsyncConnectionPool[AsyncConnection]:
     """Connections for the read API: one project's rows per transaction (row-level security)."""
-    return _pool(libpq_dsn(settings.require_database_url()), READER_ROLE, max_size, "reader")
+    return _pool(
+        libpq_dsn(settings.require_database_url()), READER_ROLE, max_size, "reader", settings
+    )
 
 
 @asynccontextmanager

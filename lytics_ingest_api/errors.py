@@ -45,13 +45,24 @@ class ApiError(Exception):
 
 
 class StoreUnavailableError(ApiError):
-    """Postgres could not take the data: never a 2xx, always retryable."""
+    """Postgres could not take the data: never a 2xx, always retryable.
 
-    def __init__(self, detail: str = "the database is unavailable") -> None:
+    `maybe_stored`: the connection was lost after the commit was sent, so the data
+    may be stored; a retry is still safe where the store deduplicates it.
+    """
+
+    def __init__(
+        self, detail: str = "the database is unavailable", *, maybe_stored: bool = False
+    ) -> None:
+        outcome = (
+            "it may have been stored; retrying is safe"
+            if maybe_stored
+            else "nothing was stored, retry later"
+        )
         super().__init__(
             503,
             "unavailable",
-            f"{detail}; nothing was stored, retry later",
+            f"{detail}; {outcome}",
             headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)},
         )
 

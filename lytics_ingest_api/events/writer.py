@@ -5,6 +5,11 @@ everything queued (up to `max_rows`), write it with one statement, and only
 then resolve the waiting requests: a 2xx always means committed. Under light
 load a batch is one request and nothing waits for a timer; under heavy load
 batches grow on their own while the previous commit is in flight.
+
+A failed batch is told apart by when it failed. Before its commit was sent,
+nothing was stored (the database error is raised). After the commit was sent,
+a lost connection leaves the outcome unknown: `CommitOutcomeUnknownError`; the
+rows may be stored, and a retry is safe because (project, messageId) is unique.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from psycopg import AsyncConnection, InterfaceError, OperationalError
@@ -78,8 +83,39 @@ INSERT_EVENTS = (
 )
 
 
+# What a lost connection looks like to psycopg (AdminShutdown and the like are
+# OperationalErrors too). PoolTimeout is one as well but never follows a commit.
+CONNECTION_LOST = (OperationalError, InterfaceError, OSError)
+
+
 class WriterClosedError(RuntimeError):
     pass
+
+
+class CommitOutcomeUnknownError(RuntimeError):
+    """The connection was lost after the commit was sent: the rows may be stored."""
+
+
+class _CommitPoint:
+    sent = False
+
+
+@contextlib.contextmanager
+def _commit_outcome() -> Iterator[_CommitPoint]:
+    """Marks where a transaction's commit is sent (`point.sent = True` just before it).
+
+    A lost connection before the mark means nothing was committed; after it, Postgres
+    may have committed and the answer never reached us.
+    """
+    point = _CommitPoint()
+    try:
+        yield point
+    except CONNECTION_LOST as exc:
+        if point.sent:
+            raise CommitOutcomeUnknownError(
+                f"connection lost while committing: {type(exc).__name__}"
+            ) from exc
+        raise
 
 
 @dataclass
@@ -186,8 +222,9 @@ class EventWriter:
     async def _flush(self, batch: list[_Pending]) -> None:
         try:
             inserted = await self._insert([row for pending in batch for row in pending.rows])
-        except (OperationalError, InterfaceError, PoolTimeout, OSError) as exc:
-            # The database is unreachable: nobody in this batch is acknowledged.
+        except (*CONNECTION_LOST, CommitOutcomeUnknownError) as exc:
+            # The database is unreachable: nobody in this batch is acknowledged (and
+            # with CommitOutcomeUnknownError each request is told its rows may be stored).
             log.warning("event batch not stored: %s", type(exc).__name__)
             self._fail(batch, exc)
             return
@@ -218,12 +255,27 @@ class EventWriter:
         # fails here instead. Then every idle connection is tested, the dead ones
         # replaced, and the batch tried once more. That is safe because the insert
         # is idempotent: rows that a lost COMMIT did store come back as duplicates.
+        # No retry after PoolTimeout: no connection came within the pool's timeout,
+        # and waiting as long again would only delay the 503.
         try:
             return await self._insert_once(rows)
-        except (OperationalError, InterfaceError) as exc:
+        except PoolTimeout:
+            raise
+        except (*CONNECTION_LOST, CommitOutcomeUnknownError) as exc:
+            maybe_stored = isinstance(exc, CommitOutcomeUnknownError)
             log.info("event batch failed, checking connections: %s", type(exc).__name__)
-            await self._pool.check()
+        await self._pool.check()
+        try:
             return await self._insert_once(rows)
+        except CommitOutcomeUnknownError:
+            raise
+        except Exception as exc:
+            if maybe_stored:
+                # The retry stored nothing, but the first attempt may have.
+                raise CommitOutcomeUnknownError(
+                    f"connection lost while committing, then {type(exc).__name__}"
+                ) from exc
+            raise
 
     async def _insert_once(self, rows: list[EventRow]) -> set[tuple[int, str]]:
         async with self._pool.connection() as conn:
@@ -248,21 +300,28 @@ class EventWriter:
     @staticmethod
     async def _copy_direct(conn: AsyncConnection, rows: list[EventRow]) -> None:
         # Autocommit: the COPY is its own transaction; a failure rolls all of it back.
-        async with conn.cursor().copy(COPY_EVENTS) as copy:
-            copy.set_types(DIRECT_TYPES)
-            for row in rows:
-                await copy.write_row(_values(row))
+        with _commit_outcome() as commit:
+            async with conn.cursor().copy(COPY_EVENTS) as copy:
+                copy.set_types(DIRECT_TYPES)
+                for row in rows:
+                    await copy.write_row(_values(row))
+                # Leaving the block sends the end of the data, which commits.
+                commit.sent = True
 
     @staticmethod
     async def _copy_staged(conn: AsyncConnection, rows: list[EventRow]) -> set[tuple[int, str]]:
-        async with conn.transaction():
-            await conn.execute(CREATE_STAGING)
-            async with conn.cursor().copy(COPY_STAGING) as copy:
-                copy.set_types(STAGING_TYPES)
-                for row in rows:
-                    await copy.write_row(_values(row))
-            cur = await conn.execute(INSERT_EVENTS)
-            return {(pid, mid) for pid, mid in await cur.fetchall()}
+        with _commit_outcome() as commit:
+            async with conn.transaction():
+                await conn.execute(CREATE_STAGING)
+                async with conn.cursor().copy(COPY_STAGING) as copy:
+                    copy.set_types(STAGING_TYPES)
+                    for row in rows:
+                        await copy.write_row(_values(row))
+                cur = await conn.execute(INSERT_EVENTS)
+                inserted = {(pid, mid) for pid, mid in await cur.fetchall()}
+                # Leaving the block sends COMMIT.
+                commit.sent = True
+        return inserted
 
     @staticmethod
     def _fail(batch: list[_Pending], exc: Exception) -> None:

@@ -33,7 +33,11 @@ from lytics_ingest_api.events.normalize import (
 )
 from lytics_ingest_api.events.segment_shape import BatchEnvelope, decode_envelope
 from lytics_ingest_api.events.timestamps import TimestampError, parse_time
-from lytics_ingest_api.events.writer import EventWriter, WriterClosedError
+from lytics_ingest_api.events.writer import (
+    CommitOutcomeUnknownError,
+    EventWriter,
+    WriterClosedError,
+)
 from lytics_ingest_api.incoming import Incoming
 from lytics_ingest_api.observability import count_events, note
 from lytics_ingest_api.openapi_docs import (
@@ -81,6 +85,11 @@ async def _store(state: State, rows: list[EventRow]) -> list[bool]:
         return await writer.write(rows)
     except WriterClosedError as exc:
         raise StoreUnavailableError("the service is shutting down") from exc
+    except CommitOutcomeUnknownError as exc:
+        raise StoreUnavailableError(
+            "the connection to the database was lost while the events were committed",
+            maybe_stored=True,
+        ) from exc
     except (OperationalError, InterfaceError, PoolTimeout, OSError) as exc:
         raise StoreUnavailableError() from exc
     except PsycopgError as exc:
