@@ -12,6 +12,7 @@ from litestar.types import ExceptionHandlersMap
 from psycopg import DataError
 from psycopg import OperationalError as PsycopgOperationalError
 from psycopg_pool import PoolTimeout
+from sqlalchemy.exc import DBAPIError as SQLAlchemyDBAPIError
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ def problem(exc: Exception, method: str, path: str) -> tuple[int, dict[str, Any]
         return exc.status, exc.body(), exc.headers
     if isinstance(exc, HTTPException):
         return _http_problem(exc)
+    if isinstance(exc, SQLAlchemyDBAPIError) and isinstance(exc.orig, PsycopgOperationalError):
+        exc = exc.orig  # the same failure through a SQLAlchemy engine (the digest routes)
     if isinstance(exc, PoolTimeout | PsycopgOperationalError):
         log.warning("database unavailable: %s", type(exc).__name__)
         unavailable = StoreUnavailableError()
