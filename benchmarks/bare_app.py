@@ -7,8 +7,7 @@
 - `--app orm` (phase e, context only): the real normalizer, then one SQLAlchemy ORM INSERT and
   one COMMIT per request (the naive design group commit replaces). No key lookup.
 - `--app lytics`: the real ingest app, for trying uvicorn loop/http choices that
-  `python -m lytics_ingest_api` does not expose (`--loop asyncio --http h11`) and the
-  candidate changes of `proposals.py` (named in BENCH_PROPOSALS).
+  `python -m lytics_ingest_api` does not expose (`--loop asyncio --http h11`).
 
 Every app is served with the same uvicorn arguments as `lytics_ingest_api/__main__.py`.
 """
@@ -116,13 +115,10 @@ def create_orm_app() -> Litestar:
 
 
 def create_lytics_app() -> Any:
-    """The real app, with the proposals named in BENCH_PROPOSALS patched in (none by default)."""
-    import proposals
-
+    """The real app, as `python -m lytics_ingest_api` builds it."""
     from lytics_ingest_api.app import create_app as create_lytics
 
-    names = [n for n in os.environ.get("BENCH_PROPOSALS", "").split(",") if n]
-    return proposals.apply(names, create_lytics)
+    return create_lytics()
 
 
 TARGETS = {

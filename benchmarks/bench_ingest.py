@@ -16,9 +16,8 @@ Python processes with http.client keep-alive connections. After (b) and (c) the 
 the database are checked against the events the generator saw acknowledged.
 
 Each phase waits (up to `--quiet-wait` s) for the machine to be idle and reports the CPU
-used by the server, Postgres, the generator and everything else. `--diagnostics` adds
-database-only phases (the writer's statements, old and new); `--proposal NAME` serves the
-real app with a candidate change patched in at start-up (benchmarks/proposals.py).
+used by the server, Postgres, the generator and everything else. `--diagnostics` adds a
+database-only phase: the writer's staging path (for batches holding a duplicate).
 
 The script reports; it never fails on a missed target (exit 1 only if an acknowledged
 event is missing from the database or stored unlike the event sent, 2 if the harness
@@ -56,14 +55,7 @@ from types import FrameType
 from typing import Any, Protocol
 
 import msgspec
-import proposals
 import psycopg
-from proposals import (
-    COLUMNS,
-    UNNEST_INSERT,
-    UNNEST_INSERT_BINARY,
-    columns_of,
-)
 from psycopg import sql
 from psycopg.types.json import set_json_dumps
 
@@ -73,9 +65,15 @@ from lytics.projects import create_project
 from lytics.warehouse import migrate
 from lytics.warehouse.engine import create_sync_engine
 from lytics.warehouse.urls import libpq_dsn, render, with_database, with_driver
-from lytics_ingest_api.events import writer as ingest_writer
 from lytics_ingest_api.events.normalize import RequestContext, segment_event
-from lytics_ingest_api.events.writer import STAGING_TYPES
+from lytics_ingest_api.events.writer import (
+    COLUMNS,
+    COPY_STAGING,
+    CREATE_STAGING,
+    DIRECT_TYPES,
+    INSERT_EVENTS,
+    STAGING_TYPES,
+)
 
 psutil: Any  # a dev dependency: without it the CPU split is not printed
 try:
@@ -92,36 +90,6 @@ TARGET_TRACK_P99_MS = 25.0
 DISTURBED_CORES = 0.25  # CPU used outside the benchmark above which a phase is flagged
 COPY_SQL = f"COPY raw.events ({', '.join(COLUMNS)}) FROM STDIN"
 INGEST_ROLE = "lytics_ingest"
-STAGE_TYPES = {
-    "project_id": "bigint",
-    "timestamp": "timestamptz",
-    "original_timestamp": "timestamptz",
-    "sent_at": "timestamptz",
-    "received_at": "timestamptz",
-    "timestamp_clamped": "boolean",
-    "payload": "jsonb",
-}
-
-
-def staging_statements() -> tuple[str, str, str, bool]:
-    """(create, copy, insert, from_writer): the writer's own COPY-to-temp statements when it
-    has them (since commit b45787a), else an equivalent set."""
-    names = ("CREATE_STAGING", "COPY_STAGING", "INSERT_EVENTS")
-    found = [getattr(ingest_writer, name, None) for name in names]
-    if all(isinstance(x, str) for x in found) and "STDIN" in str(found[1]):
-        return str(found[0]), str(found[1]), str(found[2]), True
-    columns = ", ".join(COLUMNS)
-    create = (
-        "CREATE TEMP TABLE IF NOT EXISTS stage_events ("
-        + ", ".join(f"{c} {STAGE_TYPES.get(c, 'text')}" for c in COLUMNS)
-        + ") ON COMMIT DELETE ROWS"
-    )
-    copy = f"COPY stage_events ({columns}) FROM STDIN"
-    insert = (
-        f"INSERT INTO raw.events ({columns}) SELECT {columns} FROM stage_events "
-        "ON CONFLICT (project_id, message_id) DO NOTHING RETURNING project_id, message_id"
-    )
-    return create, copy, insert, False
 
 
 class HarnessError(RuntimeError):
@@ -719,10 +687,8 @@ class PythonGenerator:
 
 @dataclass(frozen=True)
 class DbJob:
-    # copy: the ceiling; copy-binary: the same, FORMAT BINARY; stage: COPY into a temp table,
-    # then INSERT .. SELECT (the writer's own statements, binary COPY since 36ee0bb);
-    # unnest: INSERT .. unnest of text arrays (the writer before b45787a); unnest-binary:
-    # the same with binary arrays
+    # copy: the ceiling; copy-binary: the same, FORMAT BINARY (the writer's direct path);
+    # stage: the writer's staging path, COPY into a temp table then INSERT .. SELECT
     mode: str
     dsn: str
     template: list[Any]  # one row as the normalizer makes it, in COLUMNS order
@@ -754,22 +720,16 @@ def _db_write(job: DbJob, cur: psycopg.Cursor[Any], rows: list[list[Any]]) -> No
                 copy.write_row(row)
     elif job.mode == "copy-binary":
         with cur.copy(f"{COPY_SQL} (FORMAT BINARY)") as copy:
-            copy.set_types([*STAGING_TYPES[:-1], "jsonb"])
+            copy.set_types(DIRECT_TYPES)
             for row in rows:
                 copy.write_row(row)
-    elif job.mode == "stage":
-        create, copy_sql, insert, _ = staging_statements()
-        cur.execute(create)  # every transaction, as the writer does (pgbouncer-safe)
-        with cur.copy(copy_sql) as copy:
-            if "BINARY" in copy_sql:
-                copy.set_types(STAGING_TYPES)
-            for row in rows:
-                copy.write_row(row)
-        cur.execute(insert)
-        cur.fetchall()
     else:
-        statement = UNNEST_INSERT if job.mode == "unnest" else UNNEST_INSERT_BINARY
-        cur.execute(statement, columns_of(rows))
+        cur.execute(CREATE_STAGING)  # every transaction, as the writer does (pgbouncer-safe)
+        with cur.copy(COPY_STAGING) as copy:
+            copy.set_types(STAGING_TYPES)
+            for row in rows:
+                copy.write_row(row)
+        cur.execute(INSERT_EVENTS)
         cur.fetchall()
 
 
@@ -919,7 +879,7 @@ def stored_ids(dsn: str, prefix: str) -> set[str]:
 
 
 def odd_payloads(dsn: str, prefix: str, template: str) -> int:
-    """Stored rows whose payload is not the event as sent (a sanity check for proposals)."""
+    """Stored rows whose payload is not the event as sent (the writer sends it as jsonb)."""
     with psycopg.connect(dsn) as conn:
         cur = conn.execute(
             "SELECT count(*) FROM raw.events WHERE left(message_id, %s) = %s"
@@ -1180,26 +1140,15 @@ class Bench:
                 "a1", "copy-binary", "(a1) COPY ceiling, FORMAT BINARY", head, tail
             )
         if args.diagnostics:
-            own = staging_statements()[3]
-            self.log("a2: COPY into a temp table + INSERT .. SELECT ON CONFLICT RETURNING")
-            label = (
-                "(a2) writer: COPY temp+INSERT..SELECT" if own else "(a2) COPY temp+INSERT..SELECT"
-            )
-            self.results["a2"] = self.db_phase("a2", "stage", label, head, tail)
-            self.log("a3: INSERT .. unnest(text arrays), the writer before b45787a")
-            self.results["a3"] = self.db_phase(
-                "a3", "unnest", "(a3) INSERT..unnest, text arrays (%s)", head, tail
-            )
-            self.log("a4: the same statement with binary arrays (%b)")
-            self.results["a4"] = self.db_phase(
-                "a4", "unnest-binary", "(a4) INSERT..unnest, binary arrays (%b)", head, tail
+            self.log("a2: the staging path: COPY into a temp table + INSERT .. ON CONFLICT")
+            self.results["a2"] = self.db_phase(
+                "a2", "stage", "(a2) writer staged: COPY temp+INSERT", head, tail
             )
 
         track = Workload("/v1/track", 1, head, tail)
         batch = Workload("/v1/batch", args.batch_size, head, tail)
         api_env = self.server_env(dict(args.api_env))
-        api_env["BENCH_PROPOSALS"] = ",".join(args.proposal)
-        if args.loop == "auto" and args.http == "auto" and not args.proposal:
+        if args.loop == "auto" and args.http == "auto":
             api_argv = [sys.executable, "-m", "lytics_ingest_api", "--workers", str(args.workers)]
         else:
             api_argv = [
@@ -1329,7 +1278,6 @@ def print_setup(bench: Bench) -> None:
         "Served: the real app via `python -m lytics_ingest_api` (uvicorn, "
         f"workers={args.workers}, loop={args.loop}, http={args.http})"
         + (f", env {dict(args.api_env)}" if args.api_env else "")
-        + (f", PATCHED with proposals {args.proposal}" if args.proposal else "")
         + "; (d)/(e) via benchmarks/bare_app.py with the same uvicorn arguments."
     )
     print(
@@ -1362,7 +1310,6 @@ def report(bench: Bench) -> dict[str, Any]:
             "loop": args.loop,
             "http": args.http,
             "api_env": dict(args.api_env),
-            "proposals": args.proposal,
             "batch_clients": args.batch_clients,
             "clients": args.clients,
             "copy_workers": args.copy_workers,
@@ -1420,20 +1367,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="extra environment for the API, e.g. LYTICS_WRITER_CONCURRENCY=2 (repeatable)",
     )
-    parser.add_argument(
-        "--proposal",
-        action="append",
-        default=[],
-        choices=proposals.NAMES,
-        help="serve the real app with a proposed change patched in at start-up (see "
-        "benchmarks/bare_app.py); production files are not touched",
-    )
     parser.add_argument("--phases", default="abcde", help="which phases to run (default abcde)")
     parser.add_argument("--no-orm", action="store_true", help="skip (e)")
     parser.add_argument(
         "--diagnostics",
         action="store_true",
-        help="also time the writer's statements (and the previous ones) without HTTP",
+        help="also time the writer's staging path (batches holding a duplicate) without HTTP",
     )
     parser.add_argument(
         "--quiet-wait",
