@@ -7,9 +7,11 @@ command tests run the same rules against the real clock, Postgres and Dagster.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from lytics.exports.backfills import FORCE_TAG, FORMAT_TAG, PROJECT_TAG
 from lytics.exports.moments import parse_moment
@@ -167,3 +169,23 @@ def test_other_forms_are_refused_with_the_accepted_ones(text: str, message: str)
     with pytest.raises(ValueError, match=r"YYYY-MM-DD|out of range") as refused:
         parse_moment(text)
     assert message in str(refused.value)
+
+
+@hypothesis.settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@hypothesis.given(
+    text=st.one_of(
+        st.text(),
+        st.from_regex(
+            r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?",
+            fullmatch=True,
+        ),
+        st.datetimes(timezones=st.timezones()).map(datetime.isoformat),
+    )
+)
+def test_any_text_parses_to_a_utc_instant_or_a_value_error(text: str) -> None:
+    # The API turns a ValueError into a 400 naming the field; anything else would be a 500.
+    try:
+        moment = parse_moment(text)
+    except ValueError:
+        return
+    assert moment.utcoffset() == timedelta(0)
