@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,60 @@ def test_every_format_holds_exactly_the_source_rows(
     payloads = [r["payload"] if fmt == "jsonl" else json.loads(r["payload"]) for r in rows]
     assert payloads == [s.payload for s in source]
     assert "newline\nend" in payloads[0]["text"]
+
+
+def _tick_to_the_next_second() -> None:
+    """Wait until the wall clock's second changes: a header that carried the write time
+    (gzip's mtime has a one-second resolution) would then differ between two writes."""
+    start = int(time.time())
+    deadline = time.monotonic() + 5
+    while int(time.time()) == start:
+        assert time.monotonic() < deadline, "the clock did not move"
+        time.sleep(0.01)
+
+
+def _objects(endpoint: str, bucket: str, keys: list[str]) -> dict[str, tuple[bytes, str]]:
+    client = s3_client(endpoint)
+    found = {}
+    for key in keys:
+        got = client.get_object(Bucket=bucket, Key=key)
+        found[key] = (got["Body"].read(), got["ETag"])
+    return found
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl", "csv"])
+def test_reexporting_the_same_rows_writes_the_same_bytes_and_etags(
+    fmt: str, engine: Engine, database_url: str, settings: Settings, s3_endpoint: str
+) -> None:
+    project_id, _, _ = new_project(engine, "acme")
+    insert_events(engine, project_id, 400, HOUR)
+    bucket = new_bucket(s3_endpoint)
+    _s3_destination(engine, s3_endpoint, bucket, project_id, fmt=fmt)
+    # Several files per partition, so the file boundaries must be reproducible too.
+    cfg = _settings(settings, exports_file_mb=0.004, exports_block_mb=0.02)
+    window = Window("hourly", HOUR)
+    directory = f"lytics/exports/events/project={project_id}/dt=2026-11-20/hour=10"
+
+    first = _export(cfg, database_url, window, run_id="first", force=True)
+    keys = [
+        f["key"] for f in _manifest(s3_endpoint, bucket, f"{directory}/_manifest.json")["files"]
+    ]
+    before = _objects(s3_endpoint, bucket, keys)
+    _tick_to_the_next_second()
+    second = _export(cfg, database_url, window, run_id="second", force=True)
+    manifest = _manifest(s3_endpoint, bucket, f"{directory}/_manifest.json")
+    after = _objects(s3_endpoint, bucket, [f["key"] for f in manifest["files"]])
+
+    assert [u.status for u in first.units + second.units] == ["exported", "exported"]
+    assert manifest["run_id"] == "second"  # the partition was really written again
+    assert len(before) > 1
+    assert after == before  # same keys, same bytes, same ETags read back over S3
+    if fmt != "parquet":
+        for data, _ in after.values():
+            # gzip header (RFC 1952): FLG without FNAME (0x08), MTIME zero.
+            assert data[:2] == b"\x1f\x8b"
+            assert not data[3] & 0x08
+            assert data[4:8] == b"\x00\x00\x00\x00"
 
 
 def test_metrics_dataset_exports_with_its_own_schema(

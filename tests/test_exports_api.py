@@ -6,6 +6,7 @@ queued) and the test reads the backfill back from Dagster's GraphQL API.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -165,7 +166,10 @@ def test_status_shows_this_projects_partitions_and_filters(
     [
         ("", "since"),
         ("since=2026-11-20T05:00:00Z&until=2026-11-20T01:00:00Z", "since"),
-        ("since=2026-11-20T05:00:00", "since"),
+        ("since=2026-11-20T05", "since"),
+        ("since=20261120", "since"),
+        ("since=2026-02-30", "since"),
+        ("since=2026-11-01&until=tomorrow", "until"),
         ("since=2026-11-20T00:00:00Z&format=xml", "format"),
         ("since=2020-01-01T00:00:00Z&until=2020-01-02T00:00:00Z", "since"),
         ("since=2025-01-01T00:00:00Z&until=2026-11-01T00:00:00Z", "until"),
@@ -178,6 +182,145 @@ def test_run_validates_its_parameters(api: Ingest, query: str, field: str) -> No
     body = response.json()
     # Litestar names a missing parameter in the message, an invalid one in `field`.
     assert body.get("field") == field or f"'{field}'" in body["message"], body
+
+
+def _backfill(url: str, backfill_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = httpx.post(
+        url, json={"query": BACKFILL, "variables": {"id": backfill_id}}, timeout=30
+    ).json()["data"]["partitionBackfillOrError"]
+    assert found["__typename"] == "PartitionBackfill"
+    return found
+
+
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        ("2026-11-01", "2026-11-03"),
+        ("2026-11-01T00:00:00Z", "2026-11-03T00:00:00Z"),
+        ("2026-11-01T00:00", "2026-11-03 00:00:00"),  # no offset: UTC
+        ("2026-11-01T01:00:00+01:00", "2026-11-02T19:00:00.000000-05:00"),
+    ],
+)
+def test_run_takes_the_date_forms_of_the_command(
+    api: Ingest, dagster_graphql_url: str, since: str, until: str
+) -> None:
+    _destination(api.engine, api.project_id, "daily", frequency="daily")
+
+    # httpx encodes the query (a + must reach the server as %2B).
+    response = api.post(
+        "/v1/exports/run", params={"since": since, "until": until}, headers=api.bearer(), auth=None
+    )
+
+    assert response.status_code == 202, response.text
+    found = _backfill(dagster_graphql_url, response.json()["id"])
+    assert found["partitionNames"] == ["2026-11-01", "2026-11-02"]
+
+
+def test_run_refuses_an_unencoded_plus_with_a_hint(api: Ingest) -> None:
+    _destination(api.engine, api.project_id, "daily", frequency="daily")
+    response = api.post(
+        "/v1/exports/run?since=2026-11-01T00:00:00+01:00", headers=api.bearer(), auth=None
+    )
+    assert response.status_code == 400
+    assert response.json()["field"] == "since"
+    assert "%2B" in response.json()["message"]
+
+
+def test_run_exports_the_closed_hour_and_says_why_the_daily_destination_was_skipped(
+    api: Ingest, dagster_graphql_url: str
+) -> None:
+    _destination(api.engine, api.project_id, "hourly", frequency="hourly", fmt="jsonl")
+    _destination(api.engine, api.project_id, "daily", frequency="daily")
+    before = datetime.now(UTC)
+    hour = before.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+
+    response = api.post(
+        "/v1/exports/run",
+        params={"since": hour.isoformat(), "until": (hour + timedelta(hours=1)).isoformat()},
+        headers=api.bearer(),
+        auth=None,
+    )
+    after = datetime.now(UTC)
+
+    assert response.status_code == 202, response.text
+    body = response.json()
+    requested = {d["destination"]: d for d in body["destinations"]}
+    assert requested["hourly"]["partitions"] == 1
+    assert requested["hourly"]["first_partition"] == hour.strftime("%Y-%m-%d-%H:%M")
+    hourly = next(b for b in body["backfills"] if b["frequency"] == "hourly")
+    assert requested["hourly"]["backfill"] == hourly["id"]
+    found = _backfill(dagster_graphql_url, hourly["id"])
+    assert found["partitionNames"] == [hour.strftime("%Y-%m-%d-%H:%M")]
+    assert [a["path"] for a in found["assetSelection"]] == [["exports", "events_hourly"]]
+    if hour.date() == before.date() == after.date():
+        # The hour's day is still open: no daily window to export, and the answer says so.
+        assert list(requested) == ["hourly"]
+        [skipped] = body["skipped"]
+        assert skipped["destination"] == "daily"
+        assert skipped["field"] == "since"
+        assert "no closed daily window" in skipped["reason"]
+    elif hour.date() < before.date():
+        # Between 00:00 and 01:00 UTC the last closed hour ends a day that has closed too.
+        assert requested["daily"]["first_partition"] == hour.strftime("%Y-%m-%d")
+        assert body["skipped"] == []
+
+
+def test_run_exports_what_fits_and_skips_what_is_too_long(
+    api: Ingest, dagster_graphql_url: str
+) -> None:
+    _destination(api.engine, api.project_id, "hourly", frequency="hourly")
+    _destination(api.engine, api.project_id, "daily", frequency="daily", datasets=("metrics",))
+
+    response = api.post(
+        "/v1/exports/run?since=2025-01-01&until=2026-11-01", headers=api.bearer(), auth=None
+    )
+
+    assert response.status_code == 202, response.text
+    body = response.json()
+    [backfill] = body["backfills"]
+    assert (backfill["frequency"], backfill["partitions"]) == ("daily", 669)
+    assert [d["destination"] for d in body["destinations"]] == ["daily"]
+    [skipped] = body["skipped"]
+    assert (skipped["destination"], skipped["field"]) == ("hourly", "until")
+    assert "16056 hourly partitions requested; at most 2208" in skipped["reason"]
+    found = _backfill(dagster_graphql_url, backfill["id"])
+    assert [a["path"] for a in found["assetSelection"]] == [["exports", "metrics_daily"]]
+    assert (found["partitionNames"][0], found["partitionNames"][-1]) == (
+        "2025-01-01",
+        "2026-10-31",
+    )
+
+
+def _not_close_to_the_end_of_an_hour() -> datetime:
+    """Now, once it is at least a minute before the next hour (waits if it is not)."""
+    deadline = time.monotonic() + 120
+    while True:
+        now = datetime.now(UTC)
+        if now.minute < 59:
+            return now
+        assert time.monotonic() < deadline, "the clock did not move"
+        time.sleep(0.5)
+
+
+def test_run_with_nothing_closed_is_400_naming_since_and_every_destination(api: Ingest) -> None:
+    _destination(api.engine, api.project_id, "hourly", frequency="hourly")
+    _destination(api.engine, api.project_id, "daily", frequency="daily")
+    # The current hour, which has not ended (nor has its day), and will not for a while.
+    now = _not_close_to_the_end_of_an_hour()
+    hour = now.replace(minute=0, second=0, microsecond=0)
+
+    response = api.post(
+        "/v1/exports/run",
+        params={"since": hour.isoformat(), "until": (hour + timedelta(hours=1)).isoformat()},
+        headers=api.bearer(),
+        auth=None,
+    )
+
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["field"] == "since"
+    assert "hourly: no closed hourly window" in body["message"]
+    assert "daily: no closed daily window" in body["message"]
 
 
 def test_run_without_a_matching_destination_is_404(api: Ingest) -> None:
@@ -214,6 +357,17 @@ def test_run_launches_a_backfill_in_dagster(api: Ingest, dagster_graphql_url: st
     assert body["id"] == backfill["id"]
     assert backfill["frequency"] == "daily"
     assert backfill["partitions"] == 3
+    assert [(d["destination"], d["backfill"]) for d in body["destinations"]] == [
+        ("daily-csv", backfill["id"])
+    ]
+    assert body["skipped"] == [
+        {
+            "destination": "hourly-pq",
+            "project_id": api.project_id,
+            "reason": "it writes parquet, the request asks for csv",
+            "field": "format",
+        }
+    ]
     found = httpx.post(
         dagster_graphql_url,
         json={"query": BACKFILL, "variables": {"id": body["id"]}},

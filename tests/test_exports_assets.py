@@ -208,14 +208,35 @@ def test_run_tags_narrow_the_export_to_one_projects_destinations_of_one_format(
         ("exports_daily", datetime(2026, 11, 21, 1, 0, tzinfo=UTC), "2026-11-20"),
     ],
 )
+# Dagster's own partitioned-schedule builder warns on every tick; ours must not.
+@pytest.mark.filterwarnings("error::DeprecationWarning")
 def test_each_tick_exports_the_window_that_just_closed(
     schedule: str, tick: datetime, partition: str
 ) -> None:
-    definition = defs().resolve_schedule_def(schedule)
+    definitions = defs()
+    definition = definitions.resolve_schedule_def(schedule)
     with dg.DagsterInstance.ephemeral() as instance:
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
+        context = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=tick,
+            repository_def=definitions.get_repository_def(),
+        )
         result = definition.evaluate_tick(context)
     assert [r.partition_key for r in result.run_requests or []] == [partition]
+    assert [r.run_key for r in result.run_requests or []] == [partition]
+
+
+def test_a_tick_before_the_first_partition_skips_with_a_reason() -> None:
+    definitions = defs()
+    with dg.DagsterInstance.ephemeral() as instance:
+        context = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=datetime(2025, 1, 1, 0, 15, tzinfo=UTC),
+            repository_def=definitions.get_repository_def(),
+        )
+        result = definitions.resolve_schedule_def("exports_hourly").evaluate_tick(context)
+    assert not result.run_requests
+    assert result.skip_message == "exports start 2025-01-01"
 
 
 def test_the_check_fails_when_a_manifest_disagrees_with_the_source(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -222,10 +222,12 @@ def test(name: str, project: str | None, backup: bool) -> None:
 
 
 @exports.command("backfill")
-@click.option("--since", type=click.DateTime(), required=True, help="UTC start (inclusive).")
-@click.option("--until", type=click.DateTime(), required=True, help="UTC end (exclusive).")
+@click.option("--since", required=True, help="Start (inclusive): YYYY-MM-DD or a time; UTC.")
+@click.option("--until", required=True, help="End (exclusive): YYYY-MM-DD or a time; UTC.")
 @click.option(
-    "--frequency", type=click.Choice(["hourly", "daily"]), default="daily", show_default=True
+    "--frequency",
+    type=click.Choice(["hourly", "daily"]),
+    help="Only destinations of this cadence (default: each at its own).",
 )
 @click.option(
     "--dataset",
@@ -243,44 +245,76 @@ def test(name: str, project: str | None, backup: bool) -> None:
 )
 def backfill(
     *,
-    since: datetime,
-    until: datetime,
-    frequency: str,
+    since: str,
+    until: str,
+    frequency: Frequency | None,
     datasets: tuple[str, ...],
     project: str | None,
     force: bool,
 ) -> None:
-    """Export a range of partitions again, as a Dagster backfill (see it in the UI)."""
+    """Export a range of partitions again, as Dagster backfills (see them in the UI).
+
+    Each destination gets the closed windows of its cadence in the range; the
+    ones that get none are listed with the reason. Dates and times: see
+    docs/exports.md (a time without an offset is UTC).
+    """
     import asyncio
     from datetime import UTC
 
     from lytics.cli.database import transaction
     from lytics.dagster_api import DagsterApi, DagsterApiError
-    from lytics.exports.backfills import FORCE_TAG, PROJECT_TAG, asset_path, closed_windows
+    from lytics.exports.moments import parse_moment
+    from lytics.exports.run_requests import (
+        RunRefusedError,
+        RunRequest,
+        launch,
+        load_targets,
+        plan_run,
+    )
     from lytics.projects import get_project
     from lytics.settings import get_settings
 
     settings = get_settings()
-    start, end = since.replace(tzinfo=UTC), until.replace(tzinfo=UTC)
-    first = datetime.combine(settings.exports_start, datetime.min.time(), UTC)
-    freq: Frequency = "hourly" if frequency == "hourly" else "daily"
-    windows = closed_windows(freq, start, end, datetime.now(UTC), first)
-    if not windows:
-        _fail("no closed window in that range (a window is exported once it has ended)")
-    tags = {FORCE_TAG: "true" if force else "false"}
-    if project:
-        with transaction(settings) as conn:
-            tags[PROJECT_TAG] = str(get_project(conn, project).id)
-    api = DagsterApi(settings.graphql_url, timeout_s=30)
     try:
-        backfill_id = asyncio.run(
-            api.launch_backfill(
-                asset_keys=[asset_path(d, freq) for d in (datasets or ("events", "metrics"))],
-                partition_names=[w.partition_key for w in windows],
-                tags=tags,
-                title=f"exports {windows[0].partition_key} to {windows[-1].partition_key}",
+        start, end = parse_moment(since), parse_moment(until)
+    except ValueError as exc:
+        _fail(str(exc))
+    with transaction(settings) as conn:
+        project_id = get_project(conn, project).id if project else None
+        targets = load_targets(conn, settings, project_id)
+    now = datetime.now(UTC)
+    try:
+        run = plan_run(
+            targets,
+            RunRequest(
+                since=start,
+                until=end,
+                project_id=project_id,
+                datasets=frozenset(datasets) if datasets else None,
+                frequency=frequency,
+                force=force,
+            ),
+            now=now,
+            first=datetime.combine(settings.exports_start, datetime.min.time(), UTC),
+        )
+        answer = asyncio.run(
+            launch(
+                DagsterApi(settings.graphql_url, timeout_s=30), run, f"exports {since} to {until}"
             )
         )
-    except DagsterApiError as exc:
+    except (RunRefusedError, DagsterApiError) as exc:
         _fail(str(exc))
-    click.echo(f"backfill {backfill_id}: {len(windows)} {freq} partitions queued")
+    for b in answer["backfills"]:
+        click.echo(
+            f"backfill {b['id']}: {b['partitions']} {b['frequency']} partitions queued "
+            f"({b['first_partition']} to {b['last_partition']})"
+        )
+    for d in answer["destinations"]:
+        click.echo(f"  {_named(d)}: {d['frequency']} {','.join(d['datasets'])}")
+    for skipped in answer["skipped"]:
+        click.echo(f"skipped {_named(skipped)}: {skipped['reason']}")
+
+
+def _named(entry: dict[str, Any]) -> str:
+    owner = "backup" if entry["project_id"] is None else f"project {entry['project_id']}"
+    return f"{entry['destination']} ({owner})"

@@ -37,7 +37,11 @@ def closed_windows(
     frequency: Frequency, since: datetime, until: datetime, now: datetime, first: datetime
 ) -> list[Window]:
     """Windows overlapping [since, until) that have closed and exist as partitions."""
-    return [w for w in windows_between(frequency, max(since, first), until) if w.end <= now]
+    # Clamped to [first, now] first: a far-off `until` must not walk through centuries.
+    start, end = max(since, first), min(until, now)
+    if start >= end:
+        return []
+    return [w for w in windows_between(frequency, start, end) if w.end <= now]
 
 
 def plan(
@@ -45,10 +49,13 @@ def plan(
     frequency: Frequency,
     datasets: Iterable[str],
     windows: list[Window],
-    project_id: int,
+    project_id: int | None,
     fmt: str | None,
+    force: bool = True,
 ) -> BackfillPlan:
-    tags = {PROJECT_TAG: str(project_id), FORCE_TAG: "true"}
+    tags = {FORCE_TAG: "true" if force else "false"}
+    if project_id is not None:
+        tags[PROJECT_TAG] = str(project_id)
     if fmt:
         tags[FORMAT_TAG] = fmt
     return BackfillPlan(

@@ -90,7 +90,12 @@ class _JsonlWriter:
     """One JSON object per line; JSON columns are embedded as objects, not strings."""
 
     def __init__(self, path: Path, schema: pa.Schema, json_columns: frozenset[str]) -> None:
-        self._file: gzip.GzipFile = gzip.open(path, "wb", compresslevel=6)  # noqa: SIM115 - closed in close()
+        self._raw = path.open("wb")
+        # No file name and a zero mtime in the gzip header: the same rows give the same
+        # bytes (and so the same ETag) whenever and under whatever spool name they are written.
+        self._file = gzip.GzipFile(
+            filename="", mode="wb", compresslevel=6, fileobj=self._raw, mtime=0
+        )
         self._json = [name for name in schema.names if name in json_columns]
 
     def write(self, batch: pa.RecordBatch) -> None:
@@ -109,7 +114,8 @@ class _JsonlWriter:
         self._file.flush()  # as for CSV: the size on disk must be known to roll
 
     def close(self) -> None:
-        self._file.close()
+        self._file.close()  # GzipFile does not close a file object it was given
+        self._raw.close()
 
 
 def _open(fmt: str, path: Path, dataset: Dataset) -> _Writer:

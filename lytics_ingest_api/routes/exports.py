@@ -9,7 +9,6 @@ the run queue and the `s3` pool, and the answer is immediate.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -18,9 +17,9 @@ from litestar.params import FromQuery, QueryParameter
 from psycopg.rows import dict_row
 
 from lytics.dagster_api import DagsterApi, DagsterApiError
-from lytics.exports.backfills import closed_windows, plan
 from lytics.exports.formats import EXTENSIONS
-from lytics.exports.windows import Frequency
+from lytics.exports.moments import FORMS, parse_moment
+from lytics.exports.run_requests import RunRefusedError, RunRequest, Target, launch, plan_run
 from lytics.settings import Settings
 from lytics_ingest_api.admission import admit
 from lytics_ingest_api.auth import Principal, require_secret_key
@@ -136,8 +135,10 @@ async def exports_status(
 async def exports_run(
     request: Request[Any, Any, Any],
     *,
-    since: FromQuery[datetime],
-    until: FromQuery[datetime | None] = None,
+    since: Annotated[str, QueryParameter(description=f"Range start (inclusive): {FORMS}.")],
+    until: Annotated[
+        str | None, QueryParameter(description=f"Range end (exclusive), default now: {FORMS}.")
+    ] = None,
     format: FromQuery[Literal["parquet", "jsonl", "csv"] | None] = None,
     dataset: FromQuery[Literal["events", "metrics"] | None] = None,
 ) -> dict[str, Any]:
@@ -145,69 +146,28 @@ async def exports_run(
     admit(request, principal)
     settings: Settings = request.app.state.settings
     now = datetime.now(UTC)
-    since, until = _aware(since, "since"), _aware(until or now, "until")
-    if since >= until:
-        raise bad_request("since must be before until", field="since")
-
     rows = await _rows(request, principal, DESTINATIONS, {})
-    wanted: dict[Frequency, set[str]] = defaultdict(set)
-    for row in rows:
-        if row["enabled"] and (format is None or row["format"] == format):
-            chosen = [d for d in row["datasets"] if dataset is None or d == dataset]
-            wanted[row["frequency"]].update(chosen)
-    if not any(wanted.values()):
-        raise ApiError(
-            404, "not_found", "no enabled export destination of this project matches the request"
-        )
-
-    first = datetime.combine(settings.exports_start, datetime.min.time(), UTC)
-    plans = []
-    for frequency, datasets in sorted(wanted.items()):
-        if not datasets:
-            continue
-        windows = closed_windows(frequency, since, until, now, first)
-        if not windows:
-            raise bad_request(
-                f"no closed {frequency} window between since and until "
-                f"(exports start {first.date()}; a window is exported once it has ended)",
-                field="since",
-            )
-        if len(windows) > MAX_PARTITIONS:
-            raise bad_request(
-                f"{len(windows)} {frequency} partitions requested; at most {MAX_PARTITIONS} "
-                "per request",
-                field="until",
-            )
-        plans.append(
-            plan(
-                frequency=frequency,
-                datasets=datasets,
-                windows=windows,
+    try:
+        run = plan_run(
+            [Target.from_row(row, principal.project_id) for row in rows],
+            RunRequest(
+                since=_moment(since, "since"),
+                until=now if until is None else _moment(until, "until"),
                 project_id=principal.project_id,
                 fmt=format,
-            )
+                datasets=None if dataset is None else frozenset({dataset}),
+                max_partitions=MAX_PARTITIONS,
+            ),
+            now=now,
+            first=datetime.combine(settings.exports_start, datetime.min.time(), UTC),
         )
-
-    api = DagsterApi(settings.graphql_url)
-    launched = []
-    try:
-        for p in plans:
-            backfill_id = await api.launch_backfill(
-                asset_keys=p.asset_keys,
-                partition_names=p.partition_names,
-                tags=p.tags,
-                title=f"exports for {principal.project_slug}",
-            )
-            launched.append(
-                {
-                    "id": backfill_id,
-                    "frequency": p.frequency,
-                    "assets": list(p.asset_keys),
-                    "partitions": len(p.partition_names),
-                    "first_partition": p.partition_names[0],
-                    "last_partition": p.partition_names[-1],
-                }
-            )
+        return await launch(
+            DagsterApi(settings.graphql_url), run, f"exports for {principal.project_slug}"
+        )
+    except RunRefusedError as exc:
+        if exc.kind == "no_destination":
+            raise ApiError(404, "not_found", str(exc)) from None
+        raise bad_request(str(exc), field=exc.field) from None
     except DagsterApiError as exc:
         raise ApiError(
             503,
@@ -215,13 +175,13 @@ async def exports_run(
             f"could not launch the export: {exc}",
             headers={"Retry-After": "30"},
         ) from exc
-    return {"id": launched[0]["id"], "backfills": launched}
 
 
-def _aware(moment: datetime, field: str) -> datetime:
-    if moment.tzinfo is None:
-        raise bad_request(f"{field} needs a time zone, e.g. 2026-11-20T00:00:00Z", field=field)
-    return moment.astimezone(UTC)
+def _moment(text: str, field: str) -> datetime:
+    try:
+        return parse_moment(text)
+    except ValueError as exc:
+        raise bad_request(f"{field}: {exc}", field=field) from None
 
 
 ROUTES: list[Any] = [exports_config, exports_status, exports_run]
