@@ -20,6 +20,7 @@ from lytics_assets.digests.definitions import (
     DigestSettings,
     build,
     build_schedule,
+    digest_run_failed,
 )
 from lytics_assets.resources import WarehouseResource
 from tests.support import TEST_SECRET
@@ -226,3 +227,56 @@ def test_a_run_launched_by_the_api_adopts_the_claimed_run_inside_the_cooldown(
             text("SELECT id, status, sent, dagster_run_id FROM app.digest_runs")
         ).all()
     assert [(r[0], r[1], r[2], r[3]) for r in rows] == [(claimed, "succeeded", 3, result.run_id)]
+
+
+def test_a_digest_run_that_fails_in_dagster_before_it_starts_sending_is_failed_by_the_sensor(
+    database_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LYTICS_SECRET_KEY", TEST_SECRET)
+    with engine.begin() as conn:
+        project_id = create_project(conn, "acme", name="Acme").id
+    claimed = runs.claim_now(engine, runs.RunRequest(period_start=WEEK, project_id=project_id), 600)
+    warehouse = WarehouseResource(database_url=database_url)
+    with dg.DagsterInstance.ephemeral() as instance:
+        # Launched by the API for a project that is gone by the time the run starts.
+        result = dg.materialize(
+            [_asset()],
+            partition_key=WEEK.isoformat(),
+            resources=_resources(database_url, "http://127.0.0.1:9"),
+            instance=instance,
+            run_config=launch.run_config(
+                scope="all", email=None, project="gone", digest_run_id=claimed
+            ),
+            tags=launch.tags(WEEK, claimed),
+            raise_on_error=False,
+        )
+        assert not result.success
+        assert _digest_run(engine, claimed) == ("running", False)  # the step never reached it
+        run = instance.get_run_by_id(result.run_id)
+        assert run is not None
+        with dg.build_run_status_sensor_context(
+            sensor_name="digest_run_failed",
+            dagster_event=result.get_run_failure_event(),
+            dagster_instance=instance,
+            dagster_run=run,
+            resources={"warehouse": warehouse},
+        ) as context:
+            digest_run_failed(context.for_run_failure())
+    assert _digest_run(engine, claimed) == ("failed", True)
+    # The slot is free: the caller can launch again at once.
+    runs.claim_now(engine, runs.RunRequest(period_start=WEEK, project_id=project_id), 600)
+
+
+def test_the_sensors_watch_digest_runs_that_fail_or_are_canceled() -> None:
+    sensors = {s.name: s for s in build().sensors or []}
+    assert set(sensors) == {"digest_run_failed", "digest_run_canceled"}
+    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
+
+
+def _digest_run(engine: Engine, run_id: int) -> tuple[Any, ...]:
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT status, isempty(cooldown) FROM app.digest_runs WHERE id = :id"),
+            {"id": run_id},
+        ).one()
+    return tuple(row)

@@ -243,7 +243,11 @@ def build_schedule(settings: Settings) -> dg.ScheduleDefinition:
 
 
 def _is_digest_run(run: dg.DagsterRun) -> bool:
-    return run.job_name == JOB_NAME or ASSET_KEY in (run.asset_selection or ())
+    return (
+        run.job_name == JOB_NAME
+        or launch.DIGEST_RUN_TAG in run.tags
+        or ASSET_KEY in (run.asset_selection or ())
+    )
 
 
 def _fail_digest_run(run: dg.DagsterRun, warehouse: WarehouseResource, reason: str) -> int | None:
