@@ -649,6 +649,13 @@ def test_a_refused_batch_is_resent_one_by_one_and_only_the_bad_address_fails(
     assert deliveries(engine)["not-an-address"] == "failed"
     assert report.errors == 1
     assert report.sent == len(EMAILS)
+    # Someone was not mailed: the run failed (as its Dagster run does), its slot is free.
+    assert _digest_run(engine, report.run_id) == ("failed", len(EMAILS), True)
+    with engine.connect() as conn:
+        error = conn.execute(
+            text("SELECT error FROM app.digest_runs WHERE id = :id"), {"id": report.run_id}
+        ).scalar_one()
+    assert error == "1 recipient(s) not sent"
 
 
 def test_a_lifted_suppression_holds_until_a_new_bounce(

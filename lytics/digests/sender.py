@@ -151,7 +151,11 @@ class DigestSender:
                     sent=report.sent,
                     skipped=report.skipped,
                     errors=report.errors,
-                    error=error or report.stopped,
+                    # Status follows the Dagster run's: the asset fails when anyone was
+                    # not handled, so the digest run is failed too (and frees the cooldown).
+                    error=error
+                    or report.stopped
+                    or (f"{report.errors} recipient(s) not sent" if report.errors else None),
                 )
             report.elapsed_s = time.monotonic() - started
         return report
