@@ -20,6 +20,7 @@ from lytics_assets.digests.definitions import (
     DigestSettings,
     build,
     build_schedule,
+    digest_run_failed,
 )
 from lytics_assets.resources import WarehouseResource
 from tests.support import TEST_SECRET
@@ -117,41 +118,47 @@ def test_the_asset_is_weekly_in_the_email_pool_with_single_run_backfills() -> No
     assert asset.op.name == launch.OP_NAME
 
 
-def _tick(when: datetime) -> Any:
-    # The code location provides `warehouse`; the schedule itself never connects.
-    shared = dg.Definitions(resources={"warehouse": WarehouseResource(database_url="unused")})
-    definitions = dg.Definitions.merge(build(), shared)
-    schedule = definitions.resolve_schedule_def(SCHEDULE_NAME)
+def _tick(when: datetime, digest_settings: DigestSettings) -> Any:
+    """One evaluation of the schedule, as the daemon makes it, with the run's settings."""
+    schedule = build_schedule(Settings())
     with dg.build_schedule_context(
-        scheduled_execution_time=when, repository_def=definitions.get_repository_def()
+        scheduled_execution_time=when, resources={"digest_settings": digest_settings}
     ) as context:
-        return schedule.evaluate_tick(context)
+        return schedule(context)
+
+
+MONDAY_8AM = datetime(2026, 11, 16, 8, tzinfo=ZoneInfo("America/Los_Angeles"))
 
 
 def test_the_schedule_sends_last_week_on_monday_morning(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("RESEND_API_KEY", "re_x")
+    monkeypatch.setenv("LYTICS_SECRET_KEY", TEST_SECRET)
     schedule = build_schedule(Settings())
     assert schedule.cron_schedule == "0 8 * * 1"
     assert schedule.execution_timezone == "America/Los_Angeles"
-    monday = datetime(2026, 11, 16, 8, tzinfo=ZoneInfo("America/Los_Angeles"))
-    request = _tick(monday).run_requests
-    assert request is not None
-    assert [(r.partition_key, r.run_key) for r in request] == [
-        ("2026-11-09", "weekly-digest:2026-11-09")
-    ]
+    request = _tick(MONDAY_8AM, DigestSettings(resend_api_key="re_x"))
+    assert isinstance(request, dg.RunRequest)
+    assert (request.partition_key, request.run_key) == ("2026-11-09", "weekly-digest:2026-11-09")
     monkeypatch.setenv("LYTICS_DIGEST_TIMEZONE", "Europe/Berlin")
     monkeypatch.setenv("LYTICS_DIGEST_SEND_HOUR", "7")
     moved = build_schedule(Settings())
     assert (moved.cron_schedule, moved.execution_timezone) == ("0 7 * * 1", "Europe/Berlin")
 
 
-def test_the_schedule_skips_without_a_resend_key(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_schedule_skips_with_a_reason_when_the_run_could_only_fail(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LYTICS_SECRET_KEY", TEST_SECRET)
     monkeypatch.delenv("RESEND_API_KEY", raising=False)
-    result = _tick(datetime(2026, 11, 16, 16, tzinfo=ZoneInfo("UTC")))
-    assert result.skip_message is not None
-    assert "RESEND_API_KEY" in result.skip_message
+    skipped = _tick(MONDAY_8AM, DigestSettings())
+    assert isinstance(skipped, dg.SkipReason)
+    assert skipped.skip_message == (
+        "no digests are sent: RESEND_API_KEY is not set: digests are sent through Resend"
+    )
+    # The run's settings decide, not the process environment: a key given to the
+    # resource is a key the run will have.
+    assert isinstance(_tick(MONDAY_8AM, DigestSettings(resend_api_key="re_x")), dg.RunRequest)
 
 
 def test_the_code_location_has_the_digest_job_and_schedule() -> None:
@@ -220,3 +227,56 @@ def test_a_run_launched_by_the_api_adopts_the_claimed_run_inside_the_cooldown(
             text("SELECT id, status, sent, dagster_run_id FROM app.digest_runs")
         ).all()
     assert [(r[0], r[1], r[2], r[3]) for r in rows] == [(claimed, "succeeded", 3, result.run_id)]
+
+
+def test_a_digest_run_that_fails_in_dagster_before_it_starts_sending_is_failed_by_the_sensor(
+    database_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LYTICS_SECRET_KEY", TEST_SECRET)
+    with engine.begin() as conn:
+        project_id = create_project(conn, "acme", name="Acme").id
+    claimed = runs.claim_now(engine, runs.RunRequest(period_start=WEEK, project_id=project_id), 600)
+    warehouse = WarehouseResource(database_url=database_url)
+    with dg.DagsterInstance.ephemeral() as instance:
+        # Launched by the API for a project that is gone by the time the run starts.
+        result = dg.materialize(
+            [_asset()],
+            partition_key=WEEK.isoformat(),
+            resources=_resources(database_url, "http://127.0.0.1:9"),
+            instance=instance,
+            run_config=launch.run_config(
+                scope="all", email=None, project="gone", digest_run_id=claimed
+            ),
+            tags=launch.tags(WEEK, claimed),
+            raise_on_error=False,
+        )
+        assert not result.success
+        assert _digest_run(engine, claimed) == ("running", False)  # the step never reached it
+        run = instance.get_run_by_id(result.run_id)
+        assert run is not None
+        with dg.build_run_status_sensor_context(
+            sensor_name="digest_run_failed",
+            dagster_event=result.get_run_failure_event(),
+            dagster_instance=instance,
+            dagster_run=run,
+            resources={"warehouse": warehouse},
+        ) as context:
+            digest_run_failed(context.for_run_failure())
+    assert _digest_run(engine, claimed) == ("failed", True)
+    # The slot is free: the caller can launch again at once.
+    runs.claim_now(engine, runs.RunRequest(period_start=WEEK, project_id=project_id), 600)
+
+
+def test_the_sensors_watch_digest_runs_that_fail_or_are_canceled() -> None:
+    sensors = {s.name: s for s in build().sensors or []}
+    assert set(sensors) == {"digest_run_failed", "digest_run_canceled"}
+    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
+
+
+def _digest_run(engine: Engine, run_id: int) -> tuple[Any, ...]:
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT status, isempty(cooldown) FROM app.digest_runs WHERE id = :id"),
+            {"id": run_id},
+        ).one()
+    return tuple(row)

@@ -43,3 +43,16 @@ def resend_client(
         timeout_s=settings.resend_timeout_seconds,
         sleep=sleep,
     )
+
+
+def missing_for_sending(settings: Settings) -> str | None:
+    """Why a digest run would fail at once for want of a setting; None when it can send.
+
+    Asks the very constructors a run uses, so the answer cannot drift from the run.
+    """
+    try:
+        send_config(settings)
+        resend_client(settings).close()
+    except MissingSettingError as exc:
+        return str(exc)
+    return None

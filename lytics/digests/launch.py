@@ -9,6 +9,7 @@ from typing import Any
 JOB_NAME = "weekly_digest"
 OP_NAME = "digests__weekly_digest"  # the asset key digests/weekly_digest as an op name
 PARTITION_TAG = "dagster/partition"
+DIGEST_RUN_TAG = "lytics/digest_run_id"
 
 
 def run_config(
@@ -25,5 +26,5 @@ def run_config(
 def tags(week: date, digest_run_id: int | None) -> dict[str, str]:
     out = {PARTITION_TAG: week.isoformat()}
     if digest_run_id is not None:
-        out["lytics/digest_run_id"] = str(digest_run_id)
+        out[DIGEST_RUN_TAG] = str(digest_run_id)
     return out

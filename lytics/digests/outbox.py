@@ -1,11 +1,13 @@
 """The outbox: one `app.digest_deliveries` row per (digest, week, project, recipient).
 
-Life of a row: `pending` (planned) -> `claimed` (message rendered and stored, about
-to be sent) -> `sent`; or `skipped` (no data, unsubscribed), `suppressed`
+Life of a row: `pending` (planned) -> `claimed` by an attempt (message rendered and
+stored, about to be sent) -> `sent`; or `skipped` (no data, unsubscribed), `suppressed`
 (bounced, complained), `failed` (Resend refused it for good). The unique key
 means a recipient has at most one row per week, hence at most one email; the
 row's `idempotency_key` (or its `batch_key`) goes to Resend with the stored
-payload, so a resend of a `claimed` row after a crash cannot deliver twice.
+payload, so a resend of a `claimed` row after a crash cannot deliver twice. A claim
+names its attempt (`claimed_by`, see lytics.digests.attempts): only a claim whose
+attempt is over is resent by another.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import Connection
+
+from lytics.digests.attempts import Attempt
 
 DIGEST = "weekly"
 
@@ -64,12 +68,13 @@ WHERE m.digest_enabled
 ON CONFLICT (digest, period_start, project_id, recipient) DO NOTHING
 """
 
-STALE_CLAIMED = (
+OTHER_ATTEMPTS_CLAIMS = (
     """
-SELECT d.id, d.batch_key, d.claimed_at < now() - make_interval(secs => %(window)s) AS expired
+SELECT d.id, d.batch_key, d.claimed_by,
+       d.claimed_at < now() - make_interval(secs => %(window)s) AS expired
 FROM app.digest_deliveries d
 WHERE d.digest = %(digest)s AND d.period_start = %(week)s AND d.status = 'claimed'
-  AND d.run_id IS DISTINCT FROM %(run)s
+  AND d.claimed_by IS DISTINCT FROM %(attempt)s
 """
     + SCOPE
     + " ORDER BY d.id FOR UPDATE OF d SKIP LOCKED"
@@ -167,15 +172,21 @@ def set_status(conn: Connection, ids: Sequence[int], status: str, error: str | N
 
 
 def mark_claimed(
-    conn: Connection, group: Claimed, run_id: int | None, payloads: Sequence[dict[str, Any]]
+    conn: Connection,
+    group: Claimed,
+    run_id: int | None,
+    attempt_id: str,
+    payloads: Sequence[dict[str, Any]],
 ) -> None:
     for row_id, payload in zip(group.ids, payloads, strict=True):
         conn.exec_driver_sql(
             "UPDATE app.digest_deliveries SET status = 'claimed', claimed_at = now(), "
-            "attempts = attempts + 1, run_id = %(run)s, payload = %(payload)s::jsonb, "
-            "batch_key = %(batch)s, last_error = NULL WHERE id = %(id)s",
+            "claimed_by = %(attempt)s, attempts = attempts + 1, run_id = %(run)s, "
+            "payload = %(payload)s::jsonb, batch_key = %(batch)s, last_error = NULL "
+            "WHERE id = %(id)s",
             {
                 "run": run_id,
+                "attempt": attempt_id,
                 "payload": json.dumps(payload),
                 "batch": group.batch_key,
                 "id": row_id,
@@ -184,21 +195,35 @@ def mark_claimed(
 
 
 def stale_claimed(
-    conn: Connection, scope: Scope, run_id: int | None, window_s: float
+    conn: Connection, scope: Scope, attempt: Attempt, window_s: float
 ) -> tuple[list[int], list[str]]:
-    """Rows left `claimed` by a run that died: (expired ids, batch keys or None per row)."""
+    """Rows left `claimed` by attempts that are over: (ids too old to resend, handles of the
+    groups to resend: a batch key, or `id:N` for a single email).
+
+    Claims of an attempt still in progress are not touched: that process sends them.
+    A claim without an attempt (made before attempts were recorded) counts as over.
+    """
     rows = conn.exec_driver_sql(
-        STALE_CLAIMED, scope.params() | {"run": run_id, "window": window_s}
+        OTHER_ATTEMPTS_CLAIMS, scope.params() | {"attempt": attempt.id, "window": window_s}
     ).all()
-    expired = [int(r[0]) for r in rows if r[2]]
-    live: list[str] = []
-    for r in rows:
-        if not r[2]:
-            live.append(str(r[1]) if r[1] is not None else f"id:{r[0]}")
-    return expired, live
+    claimers: set[str | None] = {r[2] for r in rows}
+    over = {claimer for claimer in claimers if claimer is None or attempt.is_over(claimer)}
+    expired: list[int] = []
+    handles: list[str] = []
+    for row in rows:
+        row_id, key, claimer, too_old = int(row[0]), row[1], row[2], bool(row[3])
+        if claimer not in over:
+            continue
+        if too_old:
+            expired.append(row_id)
+        else:
+            handles.append(str(key) if key is not None else f"id:{row_id}")
+    return expired, handles
 
 
-def load_group(conn: Connection, handle: str, run_id: int | None) -> Claimed | None:
+def load_group(
+    conn: Connection, handle: str, run_id: int | None, attempt_id: str
+) -> Claimed | None:
     """A claimed group as it was first sent: one row (`id:N`) or every row of a batch."""
     params: dict[str, Any]
     if handle.startswith("id:"):
@@ -213,9 +238,9 @@ def load_group(conn: Connection, handle: str, run_id: int | None) -> Claimed | N
     if not rows:
         return None
     conn.exec_driver_sql(
-        "UPDATE app.digest_deliveries SET attempts = attempts + 1, run_id = %(run)s "
-        "WHERE id = ANY(%(ids)s)",
-        {"run": run_id, "ids": [r[0] for r in rows]},
+        "UPDATE app.digest_deliveries SET attempts = attempts + 1, run_id = %(run)s, "
+        "claimed_by = %(attempt)s WHERE id = ANY(%(ids)s)",
+        {"run": run_id, "attempt": attempt_id, "ids": [r[0] for r in rows]},
     )
     return Claimed(
         ids=[int(r[0]) for r in rows],
@@ -239,7 +264,7 @@ def release(conn: Connection, ids: Sequence[int], error: str) -> None:
     """Definitely not sent (Resend refused before accepting): back to the queue."""
     conn.exec_driver_sql(
         "UPDATE app.digest_deliveries SET status = 'pending', payload = NULL, batch_key = NULL, "
-        "claimed_at = NULL, last_error = %(e)s WHERE id = ANY(%(ids)s)",
+        "claimed_at = NULL, claimed_by = NULL, last_error = %(e)s WHERE id = ANY(%(ids)s)",
         {"e": error[:1000], "ids": list(ids)},
     )
 

@@ -11,6 +11,11 @@ inserts that each find the other's uncommitted row wait for each other, and an
 exclusion constraint (unlike a unique index) can then deadlock: Postgres aborts
 one of them after `deadlock_timeout` with an error that is not the refusal. In
 line, each claimer sees the winner's committed row and is refused at once.
+
+A run that fails gives its slot back (`cooldown` emptied), whatever failed: the
+launch, the sending, or the process (`fail_dagster_run`, called when Dagster
+reports the run failed or canceled). The cooldown keeps triggers apart; it must
+not keep the retry of a failed run waiting.
 """
 
 from __future__ import annotations
@@ -99,7 +104,7 @@ def adopt(conn: Connection, run_id: int, dagster_run_id: str | None) -> None:
 
 
 def release(conn: Connection, run_id: int, error: str) -> None:
-    """The run never started (its launch failed): free the cooldown slot."""
+    """The run failed before sending (its launch or its setup): failed, slot freed."""
     conn.exec_driver_sql(
         "UPDATE app.digest_runs SET status = 'failed', finished_at = now(), error = %(e)s, "
         "cooldown = 'empty'::tstzrange WHERE id = %(id)s",
@@ -112,7 +117,9 @@ def finish(
 ) -> None:
     conn.exec_driver_sql(
         "UPDATE app.digest_runs SET status = %(status)s, finished_at = now(), sent = %(sent)s, "
-        "skipped = %(skipped)s, errors = %(errors)s, error = %(error)s WHERE id = %(id)s",
+        "skipped = %(skipped)s, errors = %(errors)s, error = %(error)s, "
+        "cooldown = CASE WHEN %(error)s::text IS NULL THEN cooldown ELSE 'empty'::tstzrange END "
+        "WHERE id = %(id)s",
         {
             "status": "failed" if error else "succeeded",
             "sent": sent,
@@ -122,6 +129,36 @@ def finish(
             "id": run_id,
         },
     )
+
+
+def fail_dagster_run(
+    conn: Connection, dagster_run_id: str, digest_run_id: int | None, error: str
+) -> int | None:
+    """Dagster says this run ended without success: its digest run, if that attempt still
+    holds it, is failed and frees its slot. Returns the digest run's id when it changed.
+
+    `digest_run_id` (the run's `lytics/digest_run_id` tag) finds a run the API claimed
+    before the attempt adopted it. A digest run a later attempt (a retry) has adopted
+    names that attempt, so a late report about the dead one changes nothing.
+    """
+    found = conn.exec_driver_sql(
+        "UPDATE app.digest_runs SET status = 'failed', finished_at = now(), "
+        "error = coalesce(error, %(e)s), cooldown = 'empty'::tstzrange "
+        "WHERE status = 'running' AND (dagster_run_id = %(d)s "
+        "OR (id = %(id)s AND dagster_run_id IS NULL)) RETURNING id",
+        {"e": error[:2000], "d": dagster_run_id, "id": digest_run_id},
+    ).scalar()
+    return int(found) if found is not None else None
+
+
+def retried(conn: Connection, parent_dagster_run_id: str) -> int | None:
+    """The unfinished digest run of a Dagster run being retried: the retry adopts it."""
+    found = conn.exec_driver_sql(
+        "SELECT id FROM app.digest_runs WHERE dagster_run_id = %(d)s "
+        "AND status <> 'succeeded' ORDER BY id DESC LIMIT 1",
+        {"d": parent_dagster_run_id},
+    ).scalar()
+    return int(found) if found is not None else None
 
 
 def get(conn: Connection, run_id: int) -> dict[str, Any] | None:

@@ -9,8 +9,9 @@ The argument, step by step (docs/digests.md has the long form):
    same row, and the claim commits before any request is made.
 3. The request carries the row's Idempotency-Key (or its batch's) and the stored body.
    If the process dies after the claim, before or after Resend accepted the request,
-   the row stays `claimed`; the next run resends the same body with the same key, and
-   Resend answers with the first email's id instead of sending again.
+   the row stays `claimed` by that attempt; once the attempt is over, the next one
+   (a retry of the same digest run, or a new run) resends the same body with the same
+   key, and Resend answers with the first email's id instead of sending again.
 4. Only an answer from Resend moves a row on: `sent` with its id; back to `pending`
    when Resend said no without sending (rate limit, quota); `failed` when it refused
    for good. A run that stops early leaves the rest `pending` for the next run, so
@@ -29,6 +30,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from lytics.digests import outbox, runs
+from lytics.digests.attempts import Attempt
 from lytics.digests.content import DigestContent, Project, build, project_info
 from lytics.digests.render import render
 from lytics.digests.resend import (
@@ -105,11 +107,13 @@ class DigestSender:
         client: ResendClient,
         config: SendConfig,
         *,
+        attempt: Attempt | None = None,
         on_progress: Callable[[str], None] | None = None,
     ) -> None:
         self.engine = engine
         self.client = client
         self.config = config
+        self.attempt = attempt or Attempt()
         self.cache = ContentCache()
         self._progress = on_progress or (lambda _msg: None)
 
@@ -147,7 +151,11 @@ class DigestSender:
                     sent=report.sent,
                     skipped=report.skipped,
                     errors=report.errors,
-                    error=error or report.stopped,
+                    # Status follows the Dagster run's: the asset fails when anyone was
+                    # not handled, so the digest run is failed too (and frees the cooldown).
+                    error=error
+                    or report.stopped
+                    or (f"{report.errors} recipient(s) not sent" if report.errors else None),
                 )
             report.elapsed_s = time.monotonic() - started
         return report
@@ -156,10 +164,10 @@ class DigestSender:
         with self.engine.begin() as conn:
             planned = outbox.plan(conn, scope, run_id, self.config.key_prefix)
         self._progress(f"week {scope.week}: {planned} new outbox row(s)")
-        # First whatever a dead run left claimed: same bodies, same keys.
+        # First whatever an attempt that is over left claimed: same bodies, same keys.
         with self.engine.begin() as conn:
             expired, handles = outbox.stale_claimed(
-                conn, scope, run_id, self.config.idempotency_window_s
+                conn, scope, self.attempt, self.config.idempotency_window_s
             )
             if expired:
                 outbox.set_status(
@@ -173,7 +181,7 @@ class DigestSender:
                 report.errors += len(expired)
         for handle in dict.fromkeys(handles):
             with self.engine.begin() as conn:
-                group = outbox.load_group(conn, handle, run_id)
+                group = outbox.load_group(conn, handle, run_id, self.attempt.id)
             if group is not None:
                 self._send(group, report)
                 if report.stopped:
@@ -218,7 +226,7 @@ class DigestSender:
                 keys=keys,
                 batch_key=outbox.batch_key(keys) if len(sendable) > 1 else None,
             )
-            outbox.mark_claimed(conn, group, run_id, group.payloads)
+            outbox.mark_claimed(conn, group, run_id, self.attempt.id, group.payloads)
         return group
 
     # ------------------------------------------------------------------ send

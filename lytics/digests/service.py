@@ -14,6 +14,7 @@ from datetime import date
 from sqlalchemy import Connection, Engine
 
 from lytics.digests import runs
+from lytics.digests.attempts import Attempt
 from lytics.digests.config import resend_client, send_config
 from lytics.digests.content import build, project_info
 from lytics.digests.render import Message
@@ -41,14 +42,25 @@ def run_digest(
     weeks: Sequence[date],
     *,
     run_id: int | None = None,
+    attempt: Attempt | None = None,
     wait_s: float = 0.0,
     progress: Callable[[str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunReport:
-    """Claim (or adopt) a run inside the cooldown rules, then send every week in `weeks`."""
-    config = send_config(settings)
-    # Configuration errors surface before a cooldown slot is taken.
-    with resend_client(settings, sleep=sleep) as client:
+    """Claim (or adopt) a run inside the cooldown rules, then send every week in `weeks`.
+
+    Configuration errors surface before a cooldown slot is taken; a run adopted from
+    the API (which took the slot) is then marked failed and its slot freed.
+    """
+    try:
+        config = send_config(settings)
+        client = resend_client(settings, sleep=sleep)
+    except Exception as exc:
+        if run_id is not None:
+            with engine.begin() as conn:
+                runs.release(conn, run_id, f"{type(exc).__name__}: {exc}")
+        raise
+    with client:
         run_id = start_run(
             engine,
             request,
@@ -57,9 +69,8 @@ def run_digest(
             wait_s=wait_s,
             sleep=sleep,
         )
-        return DigestSender(engine, client, config, on_progress=progress).run(
-            request, weeks, run_id
-        )
+        sender = DigestSender(engine, client, config, attempt=attempt, on_progress=progress)
+        return sender.run(request, weeks, run_id)
 
 
 def preview(

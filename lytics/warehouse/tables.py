@@ -255,6 +255,8 @@ digest_deliveries = Table(
     # Set when the row went out in an /emails/batch call: the batch's Idempotency-Key.
     # Rows claimed together are resent together, so the key always covers the same emails.
     Column("batch_key", Text),
+    # The attempt (Dagster run id) holding a `claimed` row; once it is over, the next resends.
+    Column("claimed_by", Text),
     _created_at(),
     # The outbox key: one row, hence at most one email, per digest, period and recipient.
     UniqueConstraint("digest", "period_start", "project_id", "recipient"),

@@ -1,8 +1,9 @@
 """Weekly digest emails: the definitions this domain adds to the code location.
 
-Thin glue: the partition (a week), the schedule, the `email` pool and the run's
-metadata live here; choosing recipients, rendering and the exactly-once sending
-live in `lytics.digests`.
+Thin glue: the partition (a week), the schedule, the `email` pool, the run's
+metadata and what Dagster knows about attempts (is the run that claimed these rows
+still in progress? did this run fail?) live here; choosing recipients, rendering
+and the exactly-once sending live in `lytics.digests`.
 """
 
 from datetime import date
@@ -10,9 +11,11 @@ from typing import Any, Literal
 
 import dagster as dg
 from pydantic import Field, SecretStr
-from sqlalchemy import pool, text
+from sqlalchemy import Engine, pool, text
 
 from lytics.digests import launch, runs
+from lytics.digests.attempts import Attempt
+from lytics.digests.config import missing_for_sending
 from lytics.digests.sender import RunReport
 from lytics.digests.service import run_digest
 from lytics.digests.weeks import last_complete_week
@@ -36,6 +39,9 @@ MARTS = (
 # A scheduled run that meets the cooldown waits it out rather than skipping the week.
 SCHEDULE_COOLDOWN_WAIT_S = 900.0
 METADATA_ROWS = 500
+FINISHED = frozenset(
+    {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+)
 
 
 class DigestRunConfig(dg.Config):
@@ -117,6 +123,31 @@ def _project_id(warehouse: WarehouseResource, slug: str | None) -> int | None:
     return int(found)
 
 
+def _attempt(context: dg.AssetExecutionContext) -> Attempt:
+    """This run is the attempt; another is over once Dagster has finished it (or lost it)."""
+    instance = context.instance
+
+    def is_over(attempt_id: str) -> bool:
+        run = instance.get_run_by_id(attempt_id)
+        return run is None or run.status in FINISHED
+
+    return Attempt(context.run.run_id, is_over)
+
+
+def _digest_run_id(
+    context: dg.AssetExecutionContext, config: DigestRunConfig, engine: Engine
+) -> int | None:
+    """The digest run this attempt continues: the one the API claimed (config), or, for a
+    retry of a scheduled run, the one its failed parent run was sending."""
+    if config.digest_run_id is not None:
+        return config.digest_run_id
+    parent = context.run.parent_run_id
+    if parent is None:
+        return None
+    with engine.begin() as conn:
+        return runs.retried(conn, parent)
+
+
 def build_asset(weeks: dg.WeeklyPartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         key=ASSET_KEY,
@@ -165,7 +196,8 @@ def build_asset(weeks: dg.WeeklyPartitionsDefinition) -> dg.AssetsDefinition:
                 settings,
                 request,
                 week_starts,
-                run_id=config.digest_run_id,
+                run_id=_digest_run_id(context, config, engine),
+                attempt=_attempt(context),
                 wait_s=config.wait_for_cooldown_s,
                 progress=context.log.info,
             )
@@ -195,11 +227,12 @@ def build_schedule(settings: Settings) -> dg.ScheduleDefinition:
         description="Monday morning: last week's digest to every recipient.",
     )
     def weekly_digest_schedule(
-        context: dg.ScheduleEvaluationContext,
+        context: dg.ScheduleEvaluationContext, digest_settings: DigestSettings
     ) -> dg.RunRequest | dg.SkipReason:
-        current = get_settings()
-        if current.resend_api_key is None:
-            return dg.SkipReason("RESEND_API_KEY is not set: no digests are sent")
+        # The settings the run would get: a run that can only fail is not requested.
+        missing = missing_for_sending(digest_settings.settings())
+        if missing is not None:
+            return dg.SkipReason(f"no digests are sent: {missing}")
         week = last_complete_week(context.scheduled_execution_time.date())
         # One request per week, ever: the run key is the week, not the clock.
         return dg.RunRequest(
@@ -207,6 +240,53 @@ def build_schedule(settings: Settings) -> dg.ScheduleDefinition:
         )
 
     return weekly_digest_schedule
+
+
+def _is_digest_run(run: dg.DagsterRun) -> bool:
+    return (
+        run.job_name == JOB_NAME
+        or launch.DIGEST_RUN_TAG in run.tags
+        or ASSET_KEY in (run.asset_selection or ())
+    )
+
+
+def _fail_digest_run(run: dg.DagsterRun, warehouse: WarehouseResource, reason: str) -> int | None:
+    digest_run_tag = run.tags.get(launch.DIGEST_RUN_TAG)
+    engine = create_sync_engine(warehouse.database_url, role=PIPELINE_ROLE, poolclass=pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            return runs.fail_dagster_run(
+                conn, run.run_id, int(digest_run_tag) if digest_run_tag else None, reason
+            )
+    finally:
+        engine.dispose()
+
+
+@dg.run_failure_sensor(
+    name="digest_run_failed",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="A failed digest run (a dead process, a failed launch) is failed in "
+    "app.digest_runs too, and frees the cooldown for its retry.",
+)
+def digest_run_failed(context: dg.RunFailureSensorContext, warehouse: WarehouseResource) -> None:
+    run = context.dagster_run
+    if not _is_digest_run(run):
+        return
+    reason = f"Dagster run {run.run_id} failed: {context.failure_event.message or 'no reason'}"
+    changed = _fail_digest_run(run, warehouse, reason)
+    context.log.info(f"digest run for {run.run_id}: {'failed' if changed else 'unchanged'}")
+
+
+@dg.run_status_sensor(
+    name="digest_run_canceled",
+    run_status=dg.DagsterRunStatus.CANCELED,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="A canceled digest run is failed in app.digest_runs and frees the cooldown.",
+)
+def digest_run_canceled(context: dg.RunStatusSensorContext, warehouse: WarehouseResource) -> None:
+    run = context.dagster_run
+    if _is_digest_run(run):
+        _fail_digest_run(run, warehouse, f"Dagster run {run.run_id} was canceled")
 
 
 def build() -> dg.Definitions:
@@ -217,10 +297,19 @@ def build() -> dg.Definitions:
         timezone=settings.digest_timezone,
     )
     asset = build_asset(weeks)
-    job = dg.define_asset_job(JOB_NAME, selection=[ASSET_KEY])
+    job = dg.define_asset_job(
+        JOB_NAME,
+        selection=[ASSET_KEY],
+        tags={"lytics/domain": "digests"},
+        # One step: in the run's own process, so a dead process is a failed run, which
+        # Dagster's run retries (dagster.yaml) restart; a step subprocess dying would be
+        # a step failure, which they deliberately do not retry.
+        executor_def=dg.in_process_executor,
+    )
     return dg.Definitions(
         assets=[asset],
         jobs=[job],
         schedules=[build_schedule(settings)],
+        sensors=[digest_run_failed, digest_run_canceled],
         resources={"digest_settings": DigestSettings()},
     )

@@ -12,7 +12,9 @@ exactly as in production. What it implements, after Resend's docs:
   `limit` requests in one second -> 429 `rate_limit_exceeded` with `retry-after`.
 - Faults queued by tests: 429 rate limit (with retry-after), 429 `daily_quota_exceeded`,
   500, 422 `validation_error`, a slow answer, a connection dropped before the request
-  is processed, and one dropped *after* the email was accepted (the client cannot know).
+  is processed, one dropped *after* the email was accepted (the client cannot know), and
+  one held after acceptance until the server stops (`hold`: the sender is stuck mid-batch
+  with rows claimed, where a test can kill it).
 
 Every accepted email is recorded, so tests count deliveries per recipient.
 """
@@ -37,7 +39,7 @@ API_KEY = "re_test_key"
 
 @dataclass
 class Fault:
-    kind: str  # rate_limit, quota, server_error, validation, slow, drop, drop_after_accept
+    kind: str  # rate_limit, quota, server_error, validation, slow, drop, drop_after_accept, hold
     retry_after: float | None = None
     seconds: float = 0.0
 
@@ -75,6 +77,7 @@ class FakeResend:
     _in_flight: set[str] = field(default_factory=set)
     _window: list[float] = field(default_factory=list)
     base_url: str = ""
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     # ------------------------------------------------------------------ test API
 
@@ -244,7 +247,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "drop":
             self._drop(fake, key)
             return
-        if fault is not None and fault.kind != "drop_after_accept":
+        if fault is not None and fault.kind not in ("drop_after_accept", "hold"):
             _, rate_headers = fake._rate(time.monotonic())
             status, extra, body = {
                 "rate_limit": (
@@ -265,7 +268,9 @@ class _Handler(BaseHTTPRequestHandler):
                 fake.requests.append(RequestLog(self.path, status, time.monotonic(), key))
             return
         status, out_headers, body = fake.handle(self.path, headers, raw)
-        if fault is not None:  # drop_after_accept: the email went out, the answer never arrives
+        if fault is not None and fault.kind == "hold":
+            fake.stopping.wait()
+        if fault is not None:  # the email went out, the answer never arrives
             self._drop(fake, key)
             return
         with fake._lock:
@@ -306,6 +311,7 @@ def fake_resend(**kwargs: Any) -> Iterator[FakeResend]:
     try:
         yield fake
     finally:
+        fake.stopping.set()
         server.shutdown()
         server.server_close()
         thread.join(5)
