@@ -19,6 +19,7 @@ from types import FrameType
 import click
 import httpx
 
+from lytics.addresses import Served, reachable_host, write_served
 from lytics.devserver.bootstrap import (
     REPO_ROOT,
     DemoKeys,
@@ -27,8 +28,8 @@ from lytics.devserver.bootstrap import (
     dagster_url,
     ensure_demo_project,
     migrate_schema,
-    secret_key,
 )
+from lytics.devserver.data_dir_lock import DataDirBusyError, DataDirLock
 from lytics.devserver.supervisor import Supervisor
 from lytics.embedded_postgres import EmbeddedPostgres
 from lytics.settings import Settings
@@ -43,6 +44,17 @@ def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        # As the servers bind: a port that only has connections in TIME_WAIT is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError:
+            return True
+    return False
 
 
 class StopRequestedError(Exception):
@@ -64,11 +76,26 @@ class DevOptions:
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.api_host}:{self.api_port}"
+        return f"http://{reachable_host(self.api_host)}:{self.api_port}"
 
     @property
     def ui_url(self) -> str:
-        return f"http://{self.dagster_host}:{self.dagster_port}"
+        return f"http://{reachable_host(self.dagster_host)}:{self.dagster_port}"
+
+    def ports(self) -> list[tuple[str, str, int]]:
+        wanted = []
+        if self.run_api:
+            wanted.append(("ingest API", self.api_host, self.api_port))
+        if self.run_dagster:
+            wanted.append(("Dagster UI", self.dagster_host, self.dagster_port))
+        return wanted
+
+    def served(self) -> Served:
+        return Served(
+            api_url=self.api_url if self.run_api else None,
+            ui_url=self.ui_url if self.run_dagster else None,
+            graphql_url=f"{self.ui_url}/graphql" if self.run_dagster else None,
+        )
 
 
 class DevPlatform:
@@ -76,7 +103,10 @@ class DevPlatform:
         self.settings = settings
         self.options = options
         self.supervisor = Supervisor()
+        # Set only when this process started it: a server someone else started keeps running.
         self.embedded: EmbeddedPostgres | None = None
+        self.lock = DataDirLock(settings.data_path)
+        self.addresses: Path | None = None
         self.started = time.monotonic()
 
     def run(self) -> int:
@@ -85,6 +115,18 @@ class DevPlatform:
         signal.signal(signal.SIGTERM, _raise_stop)
         signal.signal(signal.SIGINT, _raise_stop)
         try:
+            self.lock.acquire()  # before anything is started or stopped
+        except DataDirBusyError as busy:
+            # Nothing was started, so nothing is stopped: the running instance is untouched.
+            click.echo(f"error: {busy}", err=True)
+            return 1
+        except StopRequestedError:
+            return 0
+        try:
+            if busy_ports := self._busy_ports():
+                click.echo(f"error: {busy_ports}", err=True)
+                return 1
+            self.addresses = write_served(self.settings.data_path, self.options.served())
             database_url = self._database()
             click.echo(f"schema    migrated to {migrate_schema(database_url)}")
             demo = ensure_demo_project(database_url)
@@ -103,10 +145,25 @@ class DevPlatform:
             url = self.settings.database_url.get_secret_value()
             click.echo(f"postgres  external  {redacted(url)}")
             return url
-        self.embedded = EmbeddedPostgres.in_data_dir(self.settings.data_path)
-        url = self.embedded.start()
-        click.echo(f"postgres  embedded  {self.embedded.pgdata} (socket only)")
+        embedded = EmbeddedPostgres.in_data_dir(self.settings.data_path)
+        already = embedded.postmaster_pid()
+        url = embedded.start()
+        if already is None:
+            self.embedded = embedded
+            click.echo(f"postgres  embedded  {embedded.pgdata} (socket only)")
+        else:
+            click.echo(
+                f"postgres  embedded  {embedded.pgdata} (socket only; already running as "
+                f"pid {already}, so it is left running on exit)"
+            )
         return url
+
+    def _busy_ports(self) -> str | None:
+        for what, host, port in self.options.ports():
+            if _port_in_use(host, port):
+                flag = "--api-port" if what == "ingest API" else "--dagster-port"
+                return f"port {port} on {host} ({what}) is in use; choose another with {flag}"
+        return None
 
     def _environment(self, database_url: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -120,7 +177,7 @@ class DevPlatform:
             # dbt's connection (dbt_project/profiles.yml), the same for the project's
             # preparation and every run, so the runs reuse the prepared parse.
             **dbt_env(database_url),
-            LYTICS_SECRET_KEY=secret_key(self.settings),
+            LYTICS_SECRET_KEY=self.settings.require_secret_key(),
             LYTICS_DATA_DIR=str(self.settings.data_path),
         )
         if self.options.run_dagster:
@@ -251,4 +308,7 @@ class DevPlatform:
         self.supervisor.stop()
         if self.embedded is not None:
             self.embedded.stop()
+        if self.addresses is not None:
+            self.addresses.unlink(missing_ok=True)
+        self.lock.release()
         click.echo(f"stopped after {time.monotonic() - self.started:.1f}s")
