@@ -57,6 +57,55 @@ def _port_in_use(host: str, port: int) -> bool:
     return False
 
 
+def service_environment(
+    settings: Settings, options: DevOptions, database_url: str
+) -> dict[str, str]:
+    """The environment of every service `lytics dev` starts."""
+    env = dict(os.environ)
+    # As an activated virtualenv would: the services find `dbt` (dagster-dbt runs it
+    # by name) and Dagster's own commands next to this interpreter.
+    bindir = str(Path(sys.executable).parent)
+    env.update(
+        PATH=os.pathsep.join([bindir, env.get("PATH", "")]),
+        PYTHONUNBUFFERED="1",
+        DATABASE_URL=render(with_driver(database_url, "psycopg")),
+        # dbt's connection (dbt_project/profiles.yml), the same for the project's
+        # preparation and every run, so the runs reuse the prepared parse.
+        **dbt_env(database_url),
+        LYTICS_SECRET_KEY=settings.require_secret_key(),
+        LYTICS_DATA_DIR=str(settings.data_path),
+    )
+    if options.run_dagster:
+        home = dagster_home(settings)
+        env.update(
+            DAGSTER_HOME=str(home),
+            LYTICS_DAGSTER_PG_URL=dagster_url(settings, database_url),
+            LYTICS_DAGSTER_ARTIFACTS=str(home / "artifacts"),
+            LYTICS_DAGSTER_GRAPHQL_URL=f"{options.ui_url}/graphql",
+        )
+    return env
+
+
+def prepare_dbt_project(env: dict[str, str]) -> float:
+    """dbt's manifest and saved parse, as a deployment prepares them at build time (here on
+    every start, so edited models are picked up); returns the seconds it took."""
+    bindir = Path(sys.executable).parent
+    prepare = [str(bindir / "dagster-dbt"), "project", "prepare-and-package"]
+    project = str(REPO_ROOT / "lytics_assets" / "metrics" / "project.py")
+    started = time.monotonic()
+    done = subprocess.run(  # noqa: S603 - our own command and file
+        [*prepare, "--file", project],
+        env=env,
+        cwd=str(REPO_ROOT),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise click.ClickException(f"dbt project preparation failed:\n{done.stdout}{done.stderr}")
+    return time.monotonic() - started
+
+
 class StopRequestedError(Exception):
     """A SIGINT or SIGTERM arrived."""
 
@@ -166,29 +215,7 @@ class DevPlatform:
         return None
 
     def _environment(self, database_url: str) -> dict[str, str]:
-        env = dict(os.environ)
-        # As an activated virtualenv would: the services find `dbt` (dagster-dbt runs it
-        # by name) and Dagster's own commands next to this interpreter.
-        bindir = str(Path(sys.executable).parent)
-        env.update(
-            PATH=os.pathsep.join([bindir, env.get("PATH", "")]),
-            PYTHONUNBUFFERED="1",
-            DATABASE_URL=render(with_driver(database_url, "psycopg")),
-            # dbt's connection (dbt_project/profiles.yml), the same for the project's
-            # preparation and every run, so the runs reuse the prepared parse.
-            **dbt_env(database_url),
-            LYTICS_SECRET_KEY=self.settings.require_secret_key(),
-            LYTICS_DATA_DIR=str(self.settings.data_path),
-        )
-        if self.options.run_dagster:
-            home = dagster_home(self.settings)
-            env.update(
-                DAGSTER_HOME=str(home),
-                LYTICS_DAGSTER_PG_URL=dagster_url(self.settings, database_url),
-                LYTICS_DAGSTER_ARTIFACTS=str(home / "artifacts"),
-                LYTICS_DAGSTER_GRAPHQL_URL=f"{self.options.ui_url}/graphql",
-            )
-        return env
+        return service_environment(self.settings, self.options, database_url)
 
     def _start_services(self, env: dict[str, str]) -> None:
         o = self.options
@@ -207,24 +234,8 @@ class DevPlatform:
 
     def _start_code_server(self, env: dict[str, str], bindir: Path) -> Path:
         """Prepare the dbt project, start the one code server, return its workspace."""
-        # The manifest and dbt's saved parse, as a deployment prepares them at build
-        # time; here on every start, so edited models are picked up.
-        prepare = [str(bindir / "dagster-dbt"), "project", "prepare-and-package"]
-        project = str(REPO_ROOT / "lytics_assets" / "metrics" / "project.py")
-        started = time.monotonic()
-        done = subprocess.run(  # noqa: S603 - our own command and file
-            [*prepare, "--file", project],
-            env=env,
-            cwd=str(REPO_ROOT),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise click.ClickException(
-                f"dbt project preparation failed:\n{done.stdout}{done.stderr}"
-            )
-        click.echo(f"dbt       project prepared in {time.monotonic() - started:.1f}s")
+        took = prepare_dbt_project(env)
+        click.echo(f"dbt       project prepared in {took:.1f}s")
         port = _free_port(CODE_SERVER_HOST)
         server = [str(bindir / "dagster"), "code-server", "start", "-h", CODE_SERVER_HOST]
         server += ["-p", str(port), "-m", "lytics_assets.definitions", "--location-name", "lytics"]
