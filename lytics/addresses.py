@@ -67,17 +67,22 @@ def _read_served(data_dir: Path) -> Served | None:
 def served_addresses(settings: Settings) -> Addresses:
     """The one answer to "where is the API, the Dagster UI, its GraphQL endpoint?"."""
     explicit = settings.model_fields_set
-    served = _read_served(settings.data_path)
     api = f"http://{reachable_host(settings.api_host)}:{settings.api_port}"
-    if served and served.api_url and not {"api_host", "api_port"} & explicit:
-        api = served.api_url
     ui = f"http://{reachable_host(settings.dagster_host)}:{settings.dagster_port}"
-    if served and served.ui_url and not {"dagster_host", "dagster_port"} & explicit:
-        ui = served.ui_url
-    graphql = f"{ui}/graphql"
-    if settings.dagster_graphql_url:
-        graphql = settings.dagster_graphql_url
-    elif served and served.graphql_url and not {"dagster_host", "dagster_port"} & explicit:
-        graphql = served.graphql_url
+    graphql = settings.dagster_graphql_url or f"{ui}/graphql"
+    everything_explicit = (
+        {"api_host", "api_port"} & explicit
+        and {"dagster_host", "dagster_port"} & explicit
+        and settings.dagster_graphql_url
+    )
+    # Only read (and lock-probe) the file when a setting is left to it.
+    served = None if everything_explicit else _read_served(settings.data_path)
+    if served is not None:
+        if served.api_url and not {"api_host", "api_port"} & explicit:
+            api = served.api_url
+        if served.ui_url and not {"dagster_host", "dagster_port"} & explicit:
+            ui = served.ui_url
+            if not settings.dagster_graphql_url and served.graphql_url:
+                graphql = served.graphql_url
     public = settings.public_url if "public_url" in explicit else api
     return Addresses(api_url=api, ui_url=ui, graphql_url=graphql, public_url=public)
