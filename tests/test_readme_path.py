@@ -33,7 +33,7 @@ from tests.support.http import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
-STARTUP_DEADLINE_S = 240
+STARTUP_DEADLINE_S = 600
 MARTS_DEADLINE_S = 900
 COMMAND_DEADLINE_S = 300
 S3_SECRET = "readme-secret-access-key-0123456789"

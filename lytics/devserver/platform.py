@@ -35,7 +35,9 @@ from lytics.embedded_postgres import EmbeddedPostgres
 from lytics.settings import Settings
 from lytics.warehouse.urls import dbt_env, redacted, render, with_driver
 
-READY_TIMEOUT_S = 120.0
+# How long a service may take to answer before `lytics dev` gives up (a loaded 2-core
+# machine needs minutes: Dagster imports the code location first).
+READY_TIMEOUT_S = 300.0
 # The code server is for the webserver, the daemon and the runs on this machine only.
 CODE_SERVER_HOST = "127.0.0.1"
 
