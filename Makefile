@@ -11,15 +11,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: dev test test-fast browser lint fmt typecheck lock bench clean help
 
-help:
-	@echo "make dev        start Postgres (embedded unless DATABASE_URL), ingest API and Dagster"
-	@echo "make test       lint, type-check and run the whole test suite"
-	@echo "make test-fast  the suite without slow and end-to-end tests"
-	@echo "make lint       ruff (lint + format check) and mypy"
-	@echo "make fmt        apply ruff's fixes and formatting"
-	@echo "make lock       re-resolve requirements.lock from pyproject.toml"
-	@echo "make bench      run the benchmarks in benchmarks/"
-	@echo "make clean      remove the environments (keeps .lytics data)"
+# Every target carries a `## what it does` comment; `make help` lists them all.
+help: ## list the targets
+	@awk -F':.*## ' '/^[a-z-]+:.*## / {printf "make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -31,39 +25,39 @@ $(STAMP): requirements.lock pyproject.toml | $(UV)
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
 
-dev: $(STAMP)
+dev: $(STAMP) ## start Postgres (embedded unless DATABASE_URL), the ingest API and Dagster
 	$(BIN)/lytics dev
 
-test: $(STAMP) lint browser
+test: $(STAMP) lint browser ## lint, type-check and run the whole test suite
 	$(BIN)/pytest
 
-test-fast: $(STAMP) browser
+test-fast: $(STAMP) browser ## the suite without slow and end-to-end tests
 	$(BIN)/pytest -m "not slow and not e2e"
 
 # tests/test_digests_browser.py renders the digest in headless Chromium and fails, not skips,
 # without one; a browser is a system package, not a Python dependency, so install Debian's here.
-browser:
+browser: ## install headless Chromium (Debian) for the digest rendering test
 	@command -v chromium >/dev/null || ! command -v apt-get >/dev/null || \
 		apt-get install -y chromium || sudo apt-get install -y chromium
 
-lint: $(STAMP)
+lint: $(STAMP) ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-fmt: $(STAMP)
+fmt: $(STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-typecheck: $(STAMP)
+typecheck: $(STAMP) ## mypy alone
 	$(BIN)/mypy
 
-lock: | $(UV)
+lock: | $(UV) ## re-resolve requirements.lock from pyproject.toml
 	$(UV) pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
 		--generate-hashes --quiet -o requirements.lock
 
-bench: $(STAMP)
+bench: $(STAMP) ## run the benchmarks in benchmarks/
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-clean:
+clean: ## remove the environments (keeps .lytics data)
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache *.egg-info

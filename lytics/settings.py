@@ -7,7 +7,9 @@ rest carry a `LYTICS_` prefix.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -273,16 +275,20 @@ class Settings(BaseSettings):
 
     @property
     def graphql_url(self) -> str:
-        if self.dagster_graphql_url:
-            return self.dagster_graphql_url
-        return f"http://{self.dagster_host}:{self.dagster_port}/graphql"
+        """Dagster's GraphQL endpoint: the setting, else where `lytics dev` serves it."""
+        from lytics.addresses import served_addresses
+
+        return served_addresses(self).graphql_url
 
     def require_secret_key(self) -> str:
-        if self.secret_key is None:
-            raise MissingSettingError(
-                "LYTICS_SECRET_KEY", "it encrypts tokens and credentials stored in the database"
-            )
-        return self.secret_key.get_secret_value()
+        """LYTICS_SECRET_KEY; in development, the one kept in the data folder (made once)."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        if self.environment == "development":
+            return _development_secret_key(self.data_path / "secret_key")
+        raise MissingSettingError(
+            "LYTICS_SECRET_KEY", "it encrypts tokens and credentials stored in the database"
+        )
 
     def require_database_url(self) -> str:
         if self.database_url is None:
@@ -290,6 +296,26 @@ class Settings(BaseSettings):
                 "DATABASE_URL", "start the platform with `lytics dev` or point it at Postgres"
             )
         return self.database_url.get_secret_value()
+
+
+def _development_secret_key(path: Path) -> str:
+    """The generated key every development process shares: `lytics dev`, its services, the CLI."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48))
+        try:
+            # A link never replaces: of two first uses at once, both end up with one key.
+            with contextlib.suppress(FileExistsError):
+                os.link(draft, path)
+        finally:
+            draft.unlink()
+    key = path.read_text().strip()
+    if not key:
+        raise MissingSettingError("LYTICS_SECRET_KEY", f"{path} is empty; delete it or set it")
+    return key
 
 
 @lru_cache(maxsize=1)

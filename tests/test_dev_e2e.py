@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -26,8 +27,8 @@ GRAPH_QUERY = """
     nodes { sensors { name } schedules { name } } } } }
 """
 LYTICS = str(Path(sys.executable).parent / "lytics")
-STARTUP_TIMEOUT_S = 150
-STOP_LIMIT_S = 10
+STARTUP_TIMEOUT_S = 600  # a deadline against a hang: a loaded 2-core machine took 200 s
+STOP_DEADLINE_S = 60
 
 WORKSPACE_QUERY = """
 { workspaceOrError { __typename ... on Workspace { locationEntries { name
@@ -43,6 +44,7 @@ class Running:
     ui: str
     api_port: int
     ui_port: int
+    data_dir: Path
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -79,6 +81,7 @@ def _start(data_dir: Path, *flags: str, env: dict[str, str] | None = None) -> Ru
         f"http://127.0.0.1:{ui_port}",
         api_port,
         ui_port,
+        data_dir,
     )
 
 
@@ -126,15 +129,13 @@ def _wait_for(running: Running, check: str, dagster: bool = True) -> None:
         assert {"exports/events_hourly", "exports/events_daily"} <= keys
 
 
-def _stop_and_check_clean(running: Running, sig: signal.Signals, postmaster: int | None) -> float:
+def _stop_and_check_clean(running: Running, sig: signal.Signals, postmaster: int | None) -> None:
     children = running.descendants()
     assert children, "lytics dev should be supervising processes"
-    began = time.monotonic()
     running.process.send_signal(sig)
-    code = running.process.wait(STOP_LIMIT_S + 5)
-    took = time.monotonic() - began
+    # A deadline against a hang, not a speed requirement (that is benchmarks' business).
+    code = running.process.wait(STOP_DEADLINE_S)
     assert code == 0, running.output()
-    assert took < STOP_LIMIT_S, f"took {took:.1f}s to stop"
     survivors = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert survivors == [], f"left behind: {[p.cmdline() for p in survivors]}"
     if postmaster is not None:
@@ -143,11 +144,12 @@ def _stop_and_check_clean(running: Running, sig: signal.Signals, postmaster: int
         ), "embedded Postgres still running"
     for port in (running.api_port, running.ui_port):
         assert port_is_free(port), f"port {port} still bound"
-    return took
+    assert not (running.data_dir / "addresses.json").exists(), "addresses outlived the server"
 
 
 @pytest.mark.e2e
 @pytest.mark.slow
+@pytest.mark.timeout(2 * STARTUP_TIMEOUT_S + 2 * STOP_DEADLINE_S)
 def test_dev_starts_everything_and_stops_clean_then_reuses_data(data_dir: Path) -> None:
     first = _start(data_dir)
     try:
@@ -176,6 +178,7 @@ def test_dev_starts_everything_and_stops_clean_then_reuses_data(data_dir: Path) 
 
 @pytest.mark.e2e
 @pytest.mark.slow
+@pytest.mark.timeout(2 * STARTUP_TIMEOUT_S + 2 * STOP_DEADLINE_S)
 def test_dev_on_an_external_database_url(data_dir: Path, database_url: str) -> None:
     running = _start(data_dir, "--no-dagster", env={"DATABASE_URL": database_url})
     try:
@@ -188,3 +191,31 @@ def test_dev_on_an_external_database_url(data_dir: Path, database_url: str) -> N
     finally:
         if running.process.poll() is None:
             running.process.kill()
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+@pytest.mark.timeout(2 * STARTUP_TIMEOUT_S + 2 * STOP_DEADLINE_S)
+def test_a_second_dev_on_the_same_data_dir_leaves_the_first_running(data_dir: Path) -> None:
+    first = _start(data_dir, "--no-dagster")
+    try:
+        _wait_for(first, "Press Ctrl-C to stop.", dagster=False)
+        postmaster = EmbeddedPostgres.in_data_dir(data_dir).postmaster_pid()
+        assert postmaster is not None
+        served = json.loads((data_dir / "addresses.json").read_text())
+        assert served["api_url"] == first.api
+
+        second = _start(data_dir, "--no-dagster")
+        code = second.process.wait(STOP_DEADLINE_S)
+        assert code == 1, second.output()
+        assert f"another `lytics dev` (pid {first.process.pid}: lytics dev" in second.output()
+        assert "Lytics is ready" not in second.output()
+
+        # The first is untouched: same Postgres, still answering, still the served address.
+        assert EmbeddedPostgres.in_data_dir(data_dir).postmaster_pid() == postmaster
+        assert httpx.get(f"{first.api}/health/ready", timeout=10).status_code == 200
+        assert json.loads((data_dir / "addresses.json").read_text()) == served
+        _stop_and_check_clean(first, signal.SIGTERM, postmaster)
+    finally:
+        if first.process.poll() is None:
+            first.process.kill()

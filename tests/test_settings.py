@@ -71,6 +71,8 @@ def test_require_helpers_name_the_setting(monkeypatch: pytest.MonkeyPatch, tmp_p
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LYTICS_SECRET_KEY", raising=False)
     monkeypatch.delenv("DATABASE_URL", raising=False)
+    # Outside development nothing is generated: the key must be given.
+    monkeypatch.setenv("LYTICS_ENV", "test")
     s = Settings()
     with pytest.raises(MissingSettingError, match="LYTICS_SECRET_KEY is not set"):
         s.require_secret_key()
@@ -157,3 +159,19 @@ def test_a_bad_value_names_the_variable_and_the_problem(
     assert f"\n{name}\n" in message  # the variable operators set, not the Python field
     assert why in message
     assert value in message
+
+
+def test_development_uses_the_generated_secret_key_unless_one_is_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LYTICS_SECRET_KEY", raising=False)
+    monkeypatch.delenv("LYTICS_ENV", raising=False)
+    monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / "data"))
+    generated = Settings().require_secret_key()
+    path = tmp_path / "data" / "secret_key"
+    assert path.read_text().strip() == generated
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert Settings().require_secret_key() == generated  # made once, then reused
+    monkeypatch.setenv("LYTICS_SECRET_KEY", "explicit")
+    assert Settings().require_secret_key() == "explicit"

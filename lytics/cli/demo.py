@@ -21,12 +21,6 @@ KEY_NAME = "lytics demo"
 WEBHOOK_SOURCE = "resend"
 
 
-def _default_api_url(settings: Settings) -> str:
-    # A server bound to every interface is reached on loopback.
-    host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(settings.api_host, settings.api_host)  # noqa: S104
-    return f"http://{host}:{settings.api_port}"
-
-
 def _project(conn: Connection, slug: str, name: str) -> Project:
     from lytics.projects import (
         ProjectExistsError,
@@ -99,10 +93,11 @@ def _provision(settings: Settings, params: Parameters) -> dict[str, Credentials]
     from lytics.crypto import Cipher
     from lytics.demo.model import CONVERSION_EVENTS, SITES
     from lytics.demo.sender import Credentials
-    from lytics.devserver.bootstrap import secret_key
 
     cipher = (
-        Cipher(secret_key(settings), webhook_secrets.CIPHER_PURPOSE) if params.webhooks else None
+        Cipher(settings.require_secret_key(), webhook_secrets.CIPHER_PURPOSE)
+        if params.webhooks
+        else None
     )
     credentials: dict[str, Credentials] = {}
     with transaction(settings) as conn:
@@ -153,6 +148,21 @@ def _summary(report: SendReport, api_url: str) -> None:
         click.echo(f"  error: {error}", err=True)
 
 
+def _show_keys(credentials: dict[str, Credentials], api_url: str, params: Parameters) -> None:
+    """The keys that see the demo data: each run replaces the previous run's."""
+    click.echo("\nprojects and their keys (new on every run; the previous run's are revoked):")
+    for slug, keys in credentials.items():
+        click.echo(f"  {slug}")
+        click.echo(f"    write key  (SDKs, public):       {keys.write_key}")
+        click.echo(f"    secret key (read API, servers):  {keys.secret_key}")
+    first = next(iter(credentials.values()))
+    click.echo(
+        "\nRead the first project's tiles once Dagster has built the marts (a minute or two):\n"
+        f"  curl -H 'Authorization: Bearer {first.secret_key}' \\\n"
+        f"    '{api_url}/v1/dashboard/tiles?from={params.start_date}&to={params.end_date}'"
+    )
+
+
 @click.command()
 @click.option(
     "--seed",
@@ -183,7 +193,10 @@ def _summary(report: SendReport, api_url: str) -> None:
     show_default=True,
     help="Audience size per project (about a tenth visit on a given day).",
 )
-@click.option("--api-url", help="Ingest API base URL [default: http://LYTICS_API_HOST:PORT].")
+@click.option(
+    "--api-url",
+    help="Ingest API base URL [default: the one `lytics dev` serves, else LYTICS_API_HOST:PORT].",
+)
 @click.option(
     "--truth",
     "truth_path",
@@ -236,12 +249,13 @@ def demo(
     Re-running a seed sends the same messageIds and svix-ids: no event or webhook
     is stored twice (metrics are re-pushed with the same values; the newest wins).
     """
+    from lytics.addresses import served_addresses
     from lytics.demo import sender, truth
     from lytics.demo.model import Parameters, generate
     from lytics.settings import get_settings
 
     settings = get_settings()
-    api_url = (api_url or _default_api_url(settings)).rstrip("/")
+    api_url = (api_url or served_addresses(settings).api_url).rstrip("/")
     today = datetime.now(UTC).date()
     last_day: date = end_date.date() if end_date else today - timedelta(days=1)
     if last_day >= today:
@@ -267,6 +281,7 @@ def demo(
     requests = sender.plan(traffic, ground_truth, batch_size)
     report = _send(requests, credentials, api_url, concurrency)
     _summary(report, api_url)
+    _show_keys(credentials, api_url, params)
     if not report.ok:
         raise click.ClickException(
             f"{report.failed_requests} requests failed and {report.rejected} events were rejected"

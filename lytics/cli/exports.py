@@ -99,7 +99,6 @@ def add(  # click passes options by name
 
     from lytics.cli.database import transaction
     from lytics.crypto import Cipher
-    from lytics.devserver.bootstrap import secret_key
     from lytics.exports import destinations as store
     from lytics.exports.stores import S3Credentials, StoreError
     from lytics.settings import get_settings
@@ -115,7 +114,7 @@ def add(  # click passes options by name
         credentials = S3Credentials(access_key_id, secret_access_key)
     elif secret_access_key:
         _fail("--secret-access-key needs --access-key-id")
-    cipher = Cipher(secret_key(settings), store.CIPHER_PURPOSE) if credentials else None
+    cipher = Cipher(settings.require_secret_key(), store.CIPHER_PURPOSE) if credentials else None
     try:
         with transaction(settings) as conn:
             added = store.add_destination(

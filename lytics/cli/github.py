@@ -26,11 +26,10 @@ def github() -> None:
 
 
 def _cipher(settings: Settings) -> Cipher:
-    from lytics.devserver.bootstrap import secret_key
     from lytics.github.sources import cipher
 
     # The key `lytics dev` hands to Dagster too, so the pipeline can read the token.
-    return cipher(secret_key(settings))
+    return cipher(settings.require_secret_key())
 
 
 def _fail(message: str) -> NoReturn:

@@ -26,12 +26,11 @@ def webhooks() -> None:
 
 def _cipher(settings: Settings) -> Cipher:
     from lytics.crypto import Cipher
-    from lytics.devserver.bootstrap import secret_key
     from lytics.webhook_secrets import CIPHER_PURPOSE
 
     # LYTICS_SECRET_KEY, or the key `lytics dev` keeps in the data folder: the same one
     # the dev server hands to the ingest API, so both read the same secrets.
-    return Cipher(secret_key(settings), CIPHER_PURPOSE)
+    return Cipher(settings.require_secret_key(), CIPHER_PURPOSE)
 
 
 def _fail(message: str) -> NoReturn:
@@ -56,6 +55,7 @@ def _undecryptable() -> NoReturn:
 def add_secret(project: str, source: str, secret: str | None) -> None:
     """Activate a signing secret for SOURCE webhooks of PROJECT."""
     from lytics import webhook_secrets
+    from lytics.addresses import served_addresses
     from lytics.cli.database import transaction
     from lytics.crypto import InvalidToken
     from lytics.projects import get_project
@@ -83,7 +83,7 @@ def add_secret(project: str, source: str, secret: str | None) -> None:
     if secret is None:
         click.echo(value)
         click.echo("This is the only time the secret is shown; give it to the sender now.")
-    base = settings.public_url.rstrip("/")
+    base = served_addresses(settings).public_url.rstrip("/")
     click.echo(f"Webhook URL: {base}/v1/webhooks/{source}?project={project}")
 
 

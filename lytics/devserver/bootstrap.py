@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,18 +22,6 @@ class DemoKeys:
     project_slug: str
     write_key: str
     secret_key: str
-
-
-def secret_key(settings: Settings) -> str:
-    """LYTICS_SECRET_KEY, or (development only) one generated once and kept in the data folder."""
-    if settings.secret_key is not None:
-        return settings.secret_key.get_secret_value()
-    path = settings.data_path / "secret_key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(48))
-    return path.read_text().strip()
 
 
 def dagster_url(settings: Settings, database_url: str) -> str:

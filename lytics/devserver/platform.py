@@ -19,6 +19,7 @@ from types import FrameType
 import click
 import httpx
 
+from lytics.addresses import Served, reachable_host, write_served
 from lytics.devserver.bootstrap import (
     REPO_ROOT,
     DemoKeys,
@@ -27,14 +28,16 @@ from lytics.devserver.bootstrap import (
     dagster_url,
     ensure_demo_project,
     migrate_schema,
-    secret_key,
 )
+from lytics.devserver.data_dir_lock import DataDirBusyError, DataDirLock
 from lytics.devserver.supervisor import Supervisor
 from lytics.embedded_postgres import EmbeddedPostgres
 from lytics.settings import Settings
 from lytics.warehouse.urls import dbt_env, redacted, render, with_driver
 
-READY_TIMEOUT_S = 120.0
+# How long a service may take to answer before `lytics dev` gives up (a loaded 2-core
+# machine needs minutes: Dagster imports the code location first).
+READY_TIMEOUT_S = 300.0
 # The code server is for the webserver, the daemon and the runs on this machine only.
 CODE_SERVER_HOST = "127.0.0.1"
 
@@ -43,6 +46,66 @@ def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        # As the servers bind: a port that only has connections in TIME_WAIT is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError:
+            return True
+    return False
+
+
+def service_environment(
+    settings: Settings, options: DevOptions, database_url: str
+) -> dict[str, str]:
+    """The environment of every service `lytics dev` starts."""
+    env = dict(os.environ)
+    # As an activated virtualenv would: the services find `dbt` (dagster-dbt runs it
+    # by name) and Dagster's own commands next to this interpreter.
+    bindir = str(Path(sys.executable).parent)
+    env.update(
+        PATH=os.pathsep.join([bindir, env.get("PATH", "")]),
+        PYTHONUNBUFFERED="1",
+        DATABASE_URL=render(with_driver(database_url, "psycopg")),
+        # dbt's connection (dbt_project/profiles.yml), the same for the project's
+        # preparation and every run, so the runs reuse the prepared parse.
+        **dbt_env(database_url),
+        LYTICS_SECRET_KEY=settings.require_secret_key(),
+        LYTICS_DATA_DIR=str(settings.data_path),
+    )
+    if options.run_dagster:
+        home = dagster_home(settings)
+        env.update(
+            DAGSTER_HOME=str(home),
+            LYTICS_DAGSTER_PG_URL=dagster_url(settings, database_url),
+            LYTICS_DAGSTER_ARTIFACTS=str(home / "artifacts"),
+            LYTICS_DAGSTER_GRAPHQL_URL=f"{options.ui_url}/graphql",
+        )
+    return env
+
+
+def prepare_dbt_project(env: dict[str, str]) -> float:
+    """dbt's manifest and saved parse, as a deployment prepares them at build time (here on
+    every start, so edited models are picked up); returns the seconds it took."""
+    bindir = Path(sys.executable).parent
+    prepare = [str(bindir / "dagster-dbt"), "project", "prepare-and-package"]
+    project = str(REPO_ROOT / "lytics_assets" / "metrics" / "project.py")
+    started = time.monotonic()
+    done = subprocess.run(  # noqa: S603 - our own command and file
+        [*prepare, "--file", project],
+        env=env,
+        cwd=str(REPO_ROOT),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise click.ClickException(f"dbt project preparation failed:\n{done.stdout}{done.stderr}")
+    return time.monotonic() - started
 
 
 class StopRequestedError(Exception):
@@ -64,11 +127,26 @@ class DevOptions:
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.api_host}:{self.api_port}"
+        return f"http://{reachable_host(self.api_host)}:{self.api_port}"
 
     @property
     def ui_url(self) -> str:
-        return f"http://{self.dagster_host}:{self.dagster_port}"
+        return f"http://{reachable_host(self.dagster_host)}:{self.dagster_port}"
+
+    def ports(self) -> list[tuple[str, str, int]]:
+        wanted = []
+        if self.run_api:
+            wanted.append(("ingest API", self.api_host, self.api_port))
+        if self.run_dagster:
+            wanted.append(("Dagster UI", self.dagster_host, self.dagster_port))
+        return wanted
+
+    def served(self) -> Served:
+        return Served(
+            api_url=self.api_url if self.run_api else None,
+            ui_url=self.ui_url if self.run_dagster else None,
+            graphql_url=f"{self.ui_url}/graphql" if self.run_dagster else None,
+        )
 
 
 class DevPlatform:
@@ -76,7 +154,10 @@ class DevPlatform:
         self.settings = settings
         self.options = options
         self.supervisor = Supervisor()
+        # Set only when this process started it: a server someone else started keeps running.
         self.embedded: EmbeddedPostgres | None = None
+        self.lock = DataDirLock(settings.data_path)
+        self.addresses: Path | None = None
         self.started = time.monotonic()
 
     def run(self) -> int:
@@ -85,6 +166,18 @@ class DevPlatform:
         signal.signal(signal.SIGTERM, _raise_stop)
         signal.signal(signal.SIGINT, _raise_stop)
         try:
+            self.lock.acquire()  # before anything is started or stopped
+        except DataDirBusyError as busy:
+            # Nothing was started, so nothing is stopped: the running instance is untouched.
+            click.echo(f"error: {busy}", err=True)
+            return 1
+        except StopRequestedError:
+            return 0
+        try:
+            if busy_ports := self._busy_ports():
+                click.echo(f"error: {busy_ports}", err=True)
+                return 1
+            self.addresses = write_served(self.settings.data_path, self.options.served())
             database_url = self._database()
             click.echo(f"schema    migrated to {migrate_schema(database_url)}")
             demo = ensure_demo_project(database_url)
@@ -103,35 +196,28 @@ class DevPlatform:
             url = self.settings.database_url.get_secret_value()
             click.echo(f"postgres  external  {redacted(url)}")
             return url
-        self.embedded = EmbeddedPostgres.in_data_dir(self.settings.data_path)
-        url = self.embedded.start()
-        click.echo(f"postgres  embedded  {self.embedded.pgdata} (socket only)")
+        embedded = EmbeddedPostgres.in_data_dir(self.settings.data_path)
+        already = embedded.postmaster_pid()
+        url = embedded.start()
+        if already is None:
+            self.embedded = embedded
+            click.echo(f"postgres  embedded  {embedded.pgdata} (socket only)")
+        else:
+            click.echo(
+                f"postgres  embedded  {embedded.pgdata} (socket only; already running as "
+                f"pid {already}, so it is left running on exit)"
+            )
         return url
 
+    def _busy_ports(self) -> str | None:
+        for what, host, port in self.options.ports():
+            if _port_in_use(host, port):
+                flag = "--api-port" if what == "ingest API" else "--dagster-port"
+                return f"port {port} on {host} ({what}) is in use; choose another with {flag}"
+        return None
+
     def _environment(self, database_url: str) -> dict[str, str]:
-        env = dict(os.environ)
-        # As an activated virtualenv would: the services find `dbt` (dagster-dbt runs it
-        # by name) and Dagster's own commands next to this interpreter.
-        bindir = str(Path(sys.executable).parent)
-        env.update(
-            PATH=os.pathsep.join([bindir, env.get("PATH", "")]),
-            PYTHONUNBUFFERED="1",
-            DATABASE_URL=render(with_driver(database_url, "psycopg")),
-            # dbt's connection (dbt_project/profiles.yml), the same for the project's
-            # preparation and every run, so the runs reuse the prepared parse.
-            **dbt_env(database_url),
-            LYTICS_SECRET_KEY=secret_key(self.settings),
-            LYTICS_DATA_DIR=str(self.settings.data_path),
-        )
-        if self.options.run_dagster:
-            home = dagster_home(self.settings)
-            env.update(
-                DAGSTER_HOME=str(home),
-                LYTICS_DAGSTER_PG_URL=dagster_url(self.settings, database_url),
-                LYTICS_DAGSTER_ARTIFACTS=str(home / "artifacts"),
-                LYTICS_DAGSTER_GRAPHQL_URL=f"{self.options.ui_url}/graphql",
-            )
-        return env
+        return service_environment(self.settings, self.options, database_url)
 
     def _start_services(self, env: dict[str, str]) -> None:
         o = self.options
@@ -150,24 +236,8 @@ class DevPlatform:
 
     def _start_code_server(self, env: dict[str, str], bindir: Path) -> Path:
         """Prepare the dbt project, start the one code server, return its workspace."""
-        # The manifest and dbt's saved parse, as a deployment prepares them at build
-        # time; here on every start, so edited models are picked up.
-        prepare = [str(bindir / "dagster-dbt"), "project", "prepare-and-package"]
-        project = str(REPO_ROOT / "lytics_assets" / "metrics" / "project.py")
-        started = time.monotonic()
-        done = subprocess.run(  # noqa: S603 - our own command and file
-            [*prepare, "--file", project],
-            env=env,
-            cwd=str(REPO_ROOT),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise click.ClickException(
-                f"dbt project preparation failed:\n{done.stdout}{done.stderr}"
-            )
-        click.echo(f"dbt       project prepared in {time.monotonic() - started:.1f}s")
+        took = prepare_dbt_project(env)
+        click.echo(f"dbt       project prepared in {took:.1f}s")
         port = _free_port(CODE_SERVER_HOST)
         server = [str(bindir / "dagster"), "code-server", "start", "-h", CODE_SERVER_HOST]
         server += ["-p", str(port), "-m", "lytics_assets.definitions", "--location-name", "lytics"]
@@ -251,4 +321,7 @@ class DevPlatform:
         self.supervisor.stop()
         if self.embedded is not None:
             self.embedded.stop()
+        if self.addresses is not None:
+            self.addresses.unlink(missing_ok=True)
+        self.lock.release()
         click.echo(f"stopped after {time.monotonic() - self.started:.1f}s")

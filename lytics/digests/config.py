@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from lytics.addresses import served_addresses
 from lytics.digests.outbox import key_prefix
 from lytics.digests.resend import Pacer, ResendClient, RetryPolicy
 from lytics.digests.sender import SendConfig
@@ -21,7 +22,7 @@ def send_config(settings: Settings) -> SendConfig:
     secret = settings.require_secret_key()
     return SendConfig(
         sender=sender_address(settings),
-        public_url=settings.public_url,
+        public_url=served_addresses(settings).public_url,
         signer=UnsubscribeSigner(secret),
         key_prefix=key_prefix(secret),
         batch_size=settings.resend_batch_size,
