@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 from lytics_ingest_api.admission import admit, keep_rate_limit_headers
 from lytics_ingest_api.auth import Principal, require_secret_key
 from lytics_ingest_api.database import project_transaction
+from lytics_ingest_api.errors import bad_request
 from lytics_ingest_api.openapi_docs import SECRET_KEY
 
 PRINCIPAL = "principal"
@@ -57,7 +58,16 @@ async def secret_key_guard(
 ) -> None:
     principal = await require_secret_key(connection)
     keep_rate_limit_headers(connection.scope, admit(connection, principal))
+    _refuse_nul(connection)
     connection.scope["state"][PRINCIPAL] = principal
+
+
+def _refuse_nul(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+    """Postgres text cannot hold U+0000: a parameter holding one is the caller's error,
+    answered before any query would be refused with it."""
+    for name, value in connection.query_params.multi_items():
+        if "\x00" in name or "\x00" in value:
+            raise bad_request("query parameters must not contain NUL characters", field=name)
 
 
 def _principal(request: Request[Any, Any, Any]) -> Principal:

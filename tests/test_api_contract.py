@@ -81,6 +81,22 @@ def test_secret_key_routes_refuse_a_write_key_with_the_error_body(api: Ingest) -
     assert "ratelimit-limit" not in answer.headers
 
 
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/messages?q=a%00b", "q"),
+        ("/v1/messages?source=x%00", "source"),
+        ("/v1/exports/status?dataset=events&x%00=1", "x\x00"),
+        ("/v1/dashboard/tiles?project=s%00", "project"),
+    ],
+)
+def test_a_nul_in_a_query_parameter_is_a_400_naming_it(api: Ingest, path: str, field: str) -> None:
+    answer = api.get(path, headers=api.bearer())
+    assert answer.status_code == 400
+    assert answer.json()["field"] == field
+    assert answer.json()["error"] == "invalid"
+
+
 def test_the_guard_answers_429_over_the_rate(api: Ingest) -> None:
     answers = [api.get("/v1/stats", headers=api.bearer()) for _ in range(10)]
     limited = [a for a in answers if a.status_code == 429]
