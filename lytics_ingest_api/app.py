@@ -7,10 +7,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from lytics.settings import Settings, get_settings
+from lytics_ingest_api.admission import send_rate_limit_headers
 from lytics_ingest_api.auth import KeyResolver
 from lytics_ingest_api.client_ip import parse_trusted
 from lytics_ingest_api.cors import CORS
@@ -20,10 +19,14 @@ from lytics_ingest_api.events.writer import EventWriter
 from lytics_ingest_api.fast_path import IngestApp
 from lytics_ingest_api.health import HealthController
 from lytics_ingest_api.observability import observability_middleware
+from lytics_ingest_api.openapi_docs import docs_assets_router, openapi_config
+from lytics_ingest_api.project_access import secret_key_routes
 from lytics_ingest_api.rate_limit import RateLimiter
 from lytics_ingest_api.routes import (
     dashboard,
     digest,
+    digest_unsubscribe,
+    email_events,
     events,
     exports,
     github,
@@ -43,12 +46,18 @@ ROUTE_HANDLERS: list[Any] = [
     *events.ROUTES,
     *metrics_ingest.ROUTES,
     *replay.ROUTES,
-    *reads.ROUTES,
-    *dashboard.ROUTES,
     *prometheus.ROUTES,
     *webhook_routes.ROUTES,
+    *digest_unsubscribe.ROUTES,
+]
+
+# Off the ingest path, behind one guard: authenticated, admitted, scoped to the key's project.
+SECRET_KEY_HANDLERS: list[Any] = [
+    *reads.ROUTES,
+    *dashboard.ROUTES,
     *github.ROUTES,
     *digest.ROUTES,
+    *email_events.ROUTES,
     *exports.ROUTES,
 ]
 
@@ -95,17 +104,17 @@ def create_litestar(settings: Settings | None = None) -> Litestar:
             await pool.close()
 
     return Litestar(
-        route_handlers=ROUTE_HANDLERS,
+        route_handlers=[
+            *ROUTE_HANDLERS,
+            secret_key_routes(SECRET_KEY_HANDLERS),
+            docs_assets_router(),
+        ],
         lifespan=[lifespan],
         middleware=[observability_middleware],
+        before_send=[send_rate_limit_headers],
         exception_handlers=EXCEPTION_HANDLERS,
         cors_config=CORS,
-        openapi_config=OpenAPIConfig(
-            title="Lytics ingest API",
-            version="0.1.0",
-            path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
-        ),
+        openapi_config=openapi_config(),
         state=_initial_state(settings),
         request_max_body_size=OUTER_BODY_LIMIT,
         logging_config=None,  # lytics.logs owns the root logger: one JSON format everywhere

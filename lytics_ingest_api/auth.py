@@ -12,15 +12,17 @@ import base64
 import binascii
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
+from litestar import Litestar
+from litestar.types import Scope
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from lytics.api_keys import hash_key
 from lytics_ingest_api.errors import ApiError, unauthorized
-from lytics_ingest_api.incoming import Incoming
 
 KeyKind = Literal["write", "secret"]
 NEGATIVE_CACHE_S = 2.0
@@ -30,6 +32,23 @@ MAX_CACHED = 50_000
 # one key hash in, the active key's id and project out. The ingest role cannot read
 # the key table itself, and the tenant-scoped reader plays no part in authentication.
 LOOKUP = "SELECT key_id, project_id, project_slug, settings FROM app.verify_api_key(%s, %s)"
+
+
+class Caller(Protocol):
+    """What authentication and admission read: Litestar's requests and connections (guards)
+    and the event fast path's `LeanRequest` all provide it."""
+
+    @property
+    def app(self) -> Litestar: ...
+
+    @property
+    def scope(self) -> Scope: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def query_params(self) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -72,7 +91,7 @@ class KeyResolver:
         return principal
 
 
-def basic_username(request: Incoming) -> str | None:
+def basic_username(request: Caller) -> str | None:
     """Segment-style: the write key is the Basic-auth username, the password is empty."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
@@ -85,12 +104,12 @@ def basic_username(request: Incoming) -> str | None:
     return decoded.partition(":")[0] or None
 
 
-def bearer_token(request: Incoming) -> str | None:
+def bearer_token(request: Caller) -> str | None:
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     return value.strip() or None if scheme.lower() == "bearer" else None
 
 
-def write_key_candidates(request: Incoming, body: Any = None) -> str | None:
+def write_key_candidates(request: Caller, body: Any = None) -> str | None:
     """Basic auth, `X-API-Key`, `writeKey` in the body, or `?writeKey=` (beacons and pixels
     cannot set headers)."""
     key = basic_username(request) or request.headers.get("x-api-key")
@@ -100,7 +119,7 @@ def write_key_candidates(request: Incoming, body: Any = None) -> str | None:
     return key or request.query_params.get("writeKey") or None
 
 
-async def require_write_key(request: Incoming, body: Any = None) -> Principal:
+async def require_write_key(request: Caller, body: Any = None) -> Principal:
     key = write_key_candidates(request, body)
     if not key:
         raise unauthorized(
@@ -113,7 +132,7 @@ async def require_write_key(request: Incoming, body: Any = None) -> Principal:
     return principal
 
 
-async def require_secret_key(request: Incoming) -> Principal:
+async def require_secret_key(request: Caller) -> Principal:
     token = bearer_token(request)
     if not token:
         raise ApiError(

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
@@ -17,6 +18,14 @@ from sqlalchemy.exc import DBAPIError as SQLAlchemyDBAPIError
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_UNAVAILABLE_S = 5
+
+
+class ErrorBody(msgspec.Struct, omit_defaults=True):
+    """Every error answer's body: what the handlers send and what the OpenAPI document shows."""
+
+    error: str  # a stable machine-readable code, e.g. "invalid", "unauthorized"
+    message: str  # for people: what was wrong and how to fix it
+    field: str | None = None  # the part of the request at fault, when there is one
 
 
 class ApiError(Exception):
@@ -38,11 +47,8 @@ class ApiError(Exception):
         self.field = field
         self.headers = dict(headers or {})
 
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"error": self.code, "message": self.message}
-        if self.field is not None:
-            body["field"] = self.field
-        return body
+    def body(self) -> ErrorBody:
+        return ErrorBody(self.code, self.message, self.field)
 
 
 class StoreUnavailableError(ApiError):
@@ -78,7 +84,7 @@ def unauthorized(message: str) -> ApiError:
     )
 
 
-def problem(exc: Exception, method: str, path: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+def problem(exc: Exception, method: str, path: str) -> tuple[int, ErrorBody, dict[str, str]]:
     """Status, body and headers answering `exc`: Litestar's handlers and the event fast
     path (lytics_ingest_api.fast_path) both answer through this."""
     if isinstance(exc, ApiError):
@@ -94,35 +100,34 @@ def problem(exc: Exception, method: str, path: str) -> tuple[int, dict[str, Any]
     if isinstance(exc, DataError):
         # Input that passed validation but that Postgres refuses: the client's data, not our outage.
         log.warning("database refused input: %s", type(exc).__name__)
-        body = {
-            "error": "unstorable",
-            "message": f"the database refused the data ({type(exc).__name__})",
-        }
+        body = ErrorBody("unstorable", f"the database refused the data ({type(exc).__name__})")
         return 422, body, {}
     log.exception("unhandled error on %s %s", method, path)
-    return 500, {"error": "internal", "message": "internal error"}, {}
+    return 500, ErrorBody("internal", "internal error"), {}
 
 
-def _http_problem(exc: HTTPException) -> tuple[int, dict[str, Any], dict[str, str]]:
+def _http_problem(exc: HTTPException) -> tuple[int, ErrorBody, dict[str, str]]:
     code = {
         400: "invalid",
         401: "unauthorized",
+        403: "forbidden",
         404: "not_found",
         405: "method_not_allowed",
         413: "too_large",
         415: "unsupported_media_type",
         429: "rate_limited",
+        503: "unavailable",
     }.get(exc.status_code, "error")
-    body: dict[str, Any] = {"error": code, "message": exc.detail}
+    body = ErrorBody(code, exc.detail)
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
         first = exc.extra[0]
         if isinstance(first, dict) and first.get("key"):
-            body["field"] = first["key"]
-            body["message"] = f"{first.get('message', exc.detail)} ({first['key']})"
+            key = str(first["key"])
+            body = ErrorBody(code, f"{first.get('message', exc.detail)} ({key})", key)
     return exc.status_code, body, dict(exc.headers or {})
 
 
-def _answer(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+def _answer(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     status, body, headers = problem(exc, request.method, request.url.path)
     return Response(body, status_code=status, headers=headers)
 

@@ -33,6 +33,9 @@ class IngestApp:
         self.litestar = litestar
         self._endpoints = dict(endpoints)
         self._observed = observability_middleware(self._serve)
+        # Around the whole of Litestar, not as its middleware: Litestar runs middleware
+        # only for matched routes, and 404/405 answers need the same headers and log line.
+        self._observed_litestar = observability_middleware(litestar)
 
     @property
     def state(self) -> Any:
@@ -45,6 +48,9 @@ class IngestApp:
             # The metrics label, as Litestar's router would set it (these paths have no parameters).
             scope["path_template"] = scope["path"]
             await self._observed(scope, receive, send)
+            return
+        if scope["type"] == "http":
+            await self._observed_litestar(scope, receive, send)
             return
         await self.litestar(scope, receive, send)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Controller, get
 from litestar.datastructures import State
+from litestar.openapi import ResponseSpec
 from litestar.response import Response
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
@@ -24,7 +25,11 @@ class HealthController(Controller):
     async def live(self) -> dict[str, str]:
         return {"status": "ok"}
 
-    @get("/ready", summary="Postgres answers and the writer runs: the service can accept data")
+    @get(
+        "/ready",
+        summary="Postgres answers and the writer runs: the service can accept data",
+        responses={503: ResponseSpec(dict[str, Any], description="Not ready; see the fields")},
+    )
     async def ready(self, state: State) -> Response[dict[str, Any]]:
         pool: AsyncConnectionPool[AsyncConnection] = state.pool
         writer: EventWriter = state.writer

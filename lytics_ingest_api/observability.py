@@ -41,6 +41,7 @@ WRITER_QUEUE_DEPTH = Gauge("lytics_writer_queue_depth", "Requests waiting for th
 # duplicate and was redone staged. A high fallback rate means many client retries.
 WRITER_FLUSHES = Counter("lytics_writer_flushes_total", "Event batches written, by path", ["path"])
 
+PROBE_ROUTES = frozenset({"/health/live", "/health/ready"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -108,7 +109,9 @@ def note(scope: Scope, **fields: Any) -> None:
 
 def observability_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
+        # Already observed by an outer layer (lytics_ingest_api.fast_path wraps the whole app,
+        # Litestar's middleware only sees matched routes): one header set, one log line.
+        if scope["type"] != ScopeType.HTTP or "request_id" in scope.get("state", {}):
             await app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -136,8 +139,11 @@ def observability_middleware(app: ASGIApp) -> ASGIApp:
             route = scope.get("path_template") or "unmatched"
             method = scope.get("method", "")
             _record(route, method, status, elapsed)
-            if access_log.isEnabledFor(logging.INFO):
-                access_log.info(
+            # Probes poll every few seconds; their lines would drown the requests that matter.
+            level = logging.DEBUG if route in PROBE_ROUTES else logging.INFO
+            if access_log.isEnabledFor(level):
+                access_log.log(
+                    level,
                     "%s %s %d",
                     method,
                     route,

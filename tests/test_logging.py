@@ -55,3 +55,20 @@ def test_access_log_is_json_with_request_id_and_no_secrets(
         "Secret Event",
     ):
         assert secret_or_personal not in text
+
+
+def test_probe_polls_log_at_debug_and_other_requests_at_info(
+    settings: Settings, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="lytics.access")
+    with served_ingest(settings, engine) as api:
+        for _ in range(3):
+            assert api.get("/health/live").status_code == 200
+            assert api.get("/health/ready").status_code == 200
+        assert api.get("/v1/stats", headers=api.bearer()).status_code == 200
+    records = [r for r in caplog.records if r.name == "lytics.access"]
+    probes = [r for r in records if r.getMessage().startswith("GET /health/")]
+    assert len(probes) == 6
+    assert {r.levelno for r in probes} == {logging.DEBUG}
+    stats = [r for r in records if r.getMessage() == "GET /v1/stats 200"]
+    assert [r.levelno for r in stats] == [logging.INFO]

@@ -1,8 +1,10 @@
-"""Schema-driven fuzzing of every documented operation: no input may cause a 5xx.
+"""Schema-driven fuzzing of every documented operation: the document is the contract.
 
-Cases come from the service's own OpenAPI document (schemathesis), both
-schema-conforming and deliberately broken ones, sent over real HTTP with
-valid credentials so they reach the handlers.
+Cases come from the service's own OpenAPI document (schemathesis), schema-conforming
+and deliberately broken ones, sent over real HTTP. Each operation gets the key its
+`security` declares (a write key, or a secret key), so every handler is reached. No
+answer may be a server error, have a status the document does not list for the
+operation, or have a body that its documented schema rejects.
 """
 
 from __future__ import annotations
@@ -11,19 +13,33 @@ import base64
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import hypothesis
 import pytest
 import schemathesis
 from hypothesis import HealthCheck
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import response_schema_conformance, status_code_conformance
+from schemathesis.core.failures import FailureGroup, ServerError
 from schemathesis.generation import GenerationMode
 from sqlalchemy import Engine
 
 from lytics.settings import Settings
 from tests.support.ingest import Ingest, served_ingest
 
-EXAMPLES_PER_OPERATION = 25
-SECRET_PATHS = ("/v1/metrics", "/v1/events/recent", "/v1/messages", "/v1/stats")
+# Bounded: well under a minute per mode on a busy two-core machine.
+EXAMPLES = {GenerationMode.POSITIVE: 40, GenerationMode.NEGATIVE: 20}
+
+
+@schemathesis.check
+def no_server_fault(ctx: Any, response: schemathesis.Response, case: schemathesis.Case) -> None:
+    """No 500, ever. A 502/503 is the documented answer while a dependency the suite does
+    not run is away (Dagster, the mail provider); `status_code_conformance` holds every
+    operation to the statuses it documents."""
+    if response.status_code == 500 or response.status_code > 503:
+        raise ServerError(operation=case.operation.label, status_code=response.status_code)
+
+
+CHECKS = [no_server_fault, status_code_conformance, response_schema_conformance]
 
 
 @pytest.fixture
@@ -34,18 +50,22 @@ def api(settings: Settings, engine: Engine) -> Iterator[Ingest]:
         yield ingest
 
 
-def _credentials(api: Ingest, path: str) -> dict[str, str]:
-    if path.startswith(SECRET_PATHS):
+def _credentials(api: Ingest, security: list[dict[str, Any]] | None) -> dict[str, str]:
+    """The key each operation's `security` asks for; none for signed webhooks and probes."""
+    schemes = {name for requirement in security or [] for name in requirement}
+    if "secretKeyBearer" in schemes:
         return api.bearer()
-    basic = base64.b64encode(f"{api.write_key}:".encode()).decode()
-    return {"Authorization": f"Basic {basic}", "X-API-Key": api.write_key}
+    if "writeKeyBasic" in schemes:
+        basic = base64.b64encode(f"{api.write_key}:".encode()).decode()
+        return {"Authorization": f"Basic {basic}"}
+    return {}
 
 
 def _fuzzer(
-    operation: Any, mode: GenerationMode, base: str, headers: dict[str, str]
+    operation: Any, mode: GenerationMode, base: str, headers: dict[str, str], statuses: list[int]
 ) -> Callable[[], None]:
     @hypothesis.settings(
-        max_examples=EXAMPLES_PER_OPERATION,
+        max_examples=EXAMPLES[mode],
         deadline=None,
         derandomize=True,
         database=None,
@@ -53,27 +73,42 @@ def _fuzzer(
     )
     @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
     def check(case: schemathesis.Case) -> None:
-        case.call_and_validate(base_url=base, headers=headers, checks=[not_a_server_error])
+        response = case.call_and_validate(base_url=base, headers=headers, checks=CHECKS)
+        statuses.append(response.status_code)
 
     return check
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-def test_no_generated_input_causes_a_server_error(api: Ingest, mode: GenerationMode) -> None:
-    schema = schemathesis.openapi.from_url(f"{api.base}/schema/openapi.json")
+def test_every_operation_answers_as_documented(api: Ingest, mode: GenerationMode) -> None:
+    document = httpx.get(f"{api.base}/schema/openapi.json", timeout=30).json()
+    schema = schemathesis.openapi.from_dict(document)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 10
-    exercised: list[str] = []
+    assert len(operations) >= 30
+    answered: dict[str, list[int]] = {}  # operation: the statuses it answered
+    reached: dict[str, list[int]] = {}  # the same, for the operations that need a key
+    failures: list[str] = []
     for operation in operations:
-        if operation.path == "/metrics":
-            continue
-        check = _fuzzer(operation, mode, api.base, _credentials(api, operation.path))
+        name = f"{operation.method.upper()} {operation.path}"
+        security = document["paths"][operation.path][operation.method].get("security")
+        statuses: list[int] = []
+        check = _fuzzer(operation, mode, api.base, _credentials(api, security), statuses)
         try:
             check()
         except hypothesis.errors.Unsatisfiable:
             # An operation without inputs has no invalid variant to send.
             assert mode is GenerationMode.NEGATIVE
             continue
-        exercised.append(f"{operation.method.upper()} {operation.path}")
-    assert any(name.startswith("POST /v1/batch") for name in exercised)
+        except (AssertionError, FailureGroup) as exc:  # every operation is fuzzed; all reported
+            failures.append(f"{name}: {exc}")
+        answered[name] = statuses
+        if security:
+            reached[name] = statuses
+    examples = sum(map(len, answered.values()))
+    summary = f"{len(answered)} operations ({len(reached)} keyed), {examples} examples"
+    print(f"fuzz {mode.value}: {summary}, {len(failures)} failures")
+    assert failures == [], "\n\n".join(failures)
+    # With the key each operation declares, no keyed operation is stuck at 401.
+    only_401 = [name for name, seen in reached.items() if seen and set(seen) == {401}]
+    assert only_401 == []

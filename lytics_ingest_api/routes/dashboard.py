@@ -14,10 +14,11 @@ from psycopg import errors
 
 from lytics.metrics.periods import Period
 from lytics.metrics.tiles import Numbers, metric_tiles, numbers_async, site_tiles
-from lytics_ingest_api.admission import admit
-from lytics_ingest_api.auth import require_secret_key
 from lytics_ingest_api.database import project_transaction
 from lytics_ingest_api.errors import ApiError, bad_request
+from lytics_ingest_api.openapi_docs import SECRET_ERRORS, responses
+from lytics_ingest_api.project_access import KeyPrincipal
+from lytics_ingest_api.response_bodies import DashboardTiles
 
 DEFAULT_DAYS = 7
 
@@ -36,16 +37,16 @@ def _period(start: date | None, end: date | None) -> Period:
     operation_id="dashboard_tiles",
     tags=["reads"],
     summary="KPI tiles for a date range, each with the previous range of the same length",
+    responses=responses(DashboardTiles, *SECRET_ERRORS),
 )
 async def dashboard_tiles(
     request: Request[Any, Any, Any],
+    principal: KeyPrincipal,
     *,
     project: Annotated[str | None, QueryParameter(max_length=63)] = None,
     start: Annotated[date | None, QueryParameter(name="from")] = None,
     end: Annotated[date | None, QueryParameter(name="to")] = None,
 ) -> dict[str, Any]:
-    principal = await require_secret_key(request)
-    admit(request, principal)
     if project is not None and project != principal.project_slug:
         raise ApiError(403, "forbidden", "this key belongs to another project", field="project")
     period = _period(start, end)

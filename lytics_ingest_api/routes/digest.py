@@ -1,145 +1,95 @@
-"""Digest preview, test sends, launches, status, unsubscribe and the email-event summary.
+"""Digest preview, test sends, launches and status, for the secret key's project.
 
 Database work runs as `lytics_reader` with `lytics.project_id` set for the
 transaction, as every read endpoint does: row-level security keeps a key to its
 own project's members, runs and deliveries (migration 0005). The digest's
-content and rendering are the core's (`lytics.digests`), synchronous code run
-in a worker thread, so the preview is produced by the very function a run uses.
+content, rendering and request rules are the core's (`lytics.digests`), synchronous
+code run in a worker thread, so the preview is produced by the very function a run
+uses. The unsubscribe pages are in `digest_unsubscribe`, the email-event summary in
+`email_events`.
 """
 
 from __future__ import annotations
 
-import html
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from collections.abc import Callable
+from datetime import date
 from typing import Annotated, Any, Literal, TypeVar
-from zoneinfo import ZoneInfo
 
 import anyio.to_thread
 from litestar import MediaType, Request, Response, get, post
 from litestar.params import JSONBody, QueryParameter
 from msgspec import Struct
-from psycopg.rows import dict_row
-from sqlalchemy import Connection, Engine, pool
+from sqlalchemy import Engine
 
 from lytics.dagster_api import DagsterApi, DagsterApiError
-from lytics.digests import launch, runs, service
+from lytics.digests import launch, requested, runs, service
 from lytics.digests.config import resend_client, send_config
 from lytics.digests.resend import RejectedError, ResendError, StopSendingError
-from lytics.digests.unsubscribe import InvalidTokenError, UnsubscribeSigner
+from lytics.digests.scoped import project_transaction, reader_engine
 from lytics.digests.weeks import (
     WeekNotOverError,
-    last_complete_week,
-    parse_week,
     require_ended,
 )
 from lytics.settings import MissingSettingError, Settings
-from lytics.warehouse.engine import create_sync_engine
-from lytics_ingest_api.admission import admit
-from lytics_ingest_api.auth import Principal, require_secret_key
-from lytics_ingest_api.database import READER_ROLE, project_transaction
 from lytics_ingest_api.errors import ApiError, bad_request
+from lytics_ingest_api.openapi_docs import SECRET_ERRORS, responses
+from lytics_ingest_api.project_access import KeyPrincipal, Reader
+from lytics_ingest_api.response_bodies import (
+    DigestLaunched,
+    DigestStatus,
+    DigestTestSent,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 STATUS_TIMEOUT_S = 2.0
-EARLIEST_WEEK = date(2000, 1, 3)
-LATEST_WEEK = date(2199, 12, 30)
 # The HTML pages are styled inline (as mail clients require); the API's default policy
 # (default-src 'none') would block those styles in a browser. Nothing else may load.
 PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
-SUMMARY_BY_TYPE = """
-SELECT replace(coalesce(payload ->> 'type', event_type), 'email.', '') AS event_type,
-       count(*) AS events
-FROM raw.webhook_deliveries
-WHERE provider = 'resend' AND received_at >= now() - interval '24 hours'
-GROUP BY 1 ORDER BY events DESC, 1
-"""
-SUMMARY_LATEST = """
-SELECT delivery_id, replace(coalesce(payload ->> 'type', event_type), 'email.', '') AS event_type,
-       coalesce(payload -> 'data' -> 'to' ->> 0, payload -> 'data' ->> 'to') AS email,
-       payload -> 'data' ->> 'subject' AS subject, received_at
-FROM raw.webhook_deliveries
-WHERE provider = 'resend'
-ORDER BY received_at DESC, id DESC LIMIT 10
-"""
-
-
 # --------------------------------------------------------------------------- plumbing
 
 
-def _settings(request: Request[Any, Any, Any]) -> Settings:
+def settings_of(request: Request[Any, Any, Any]) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _engine(request: Request[Any, Any, Any]) -> Engine:
-    """A sync engine for the core's digest code, as the reader role.
-
-    NullPool: these are rare admin calls, and nothing is left open when the app stops.
-    """
+def digest_engine(request: Request[Any, Any, Any]) -> Engine:
+    """The core's digest code is synchronous: a sync engine as the reader role, made once."""
     engine: Engine | None = request.app.state.get("digest_engine")
     if engine is None:
-        engine = create_sync_engine(
-            _settings(request).require_database_url(), role=READER_ROLE, poolclass=pool.NullPool
-        )
+        engine = reader_engine(settings_of(request).require_database_url())
         request.app.state["digest_engine"] = engine
     return engine
 
 
-@contextmanager
-def _project_transaction(engine: Engine, project_id: int) -> Iterator[Connection]:
-    with engine.begin() as conn:
-        conn.exec_driver_sql(
-            "SELECT set_config('lytics.project_id', %(p)s, true)", {"p": str(project_id)}
-        )
-        yield conn
-
-
-async def _in_thread(fn: Callable[[], T]) -> T:
+async def in_thread(fn: Callable[[], T]) -> T:
     return await anyio.to_thread.run_sync(fn)
 
 
 def _today(settings: Settings) -> date:
-    return datetime.now(UTC).astimezone(ZoneInfo(settings.digest_timezone)).date()
+    return requested.today(settings.digest_timezone)
 
 
 def _week(settings: Settings, value: str | None) -> date:
-    if value is None:
-        return last_complete_week(_today(settings))
     try:
-        monday = parse_week(value)
-    except (ValueError, OverflowError) as exc:
-        raise bad_request("week must be a date (YYYY-MM-DD)", field="week") from exc
-    # Far-off dates would overflow the previous-week arithmetic; no data lives there.
-    if not EARLIEST_WEEK <= monday <= LATEST_WEEK:
-        raise bad_request("week is out of range", field="week")
-    return monday
+        return requested.week(value, settings.digest_timezone)
+    except requested.RequestError as exc:
+        raise bad_request(str(exc), field="week") from exc
 
 
-def _address(value: str, field: str = "email") -> str:
-    """A plausible address, checked before it reaches SQL or Resend."""
-    address = value.strip()
-    if (
-        not 3 <= len(address) <= 320
-        or address.count("@") != 1
-        or address.startswith("@")
-        or address.endswith("@")
-        or any(ch.isspace() or not ch.isprintable() for ch in address)
-    ):
-        raise bad_request("not an email address", field=field)
-    return address.lower()
+def _address(value: str) -> str:
+    try:
+        return requested.address(value)
+    except requested.RequestError as exc:
+        raise bad_request(str(exc), field="email") from exc
 
 
-async def _principal(request: Request[Any, Any, Any], project: str | None = None) -> Principal:
-    principal = await require_secret_key(request)
-    admit(request, principal)
+def _same_project(principal: KeyPrincipal, project: str | None) -> None:
     if project is not None and project != principal.project_slug:
         raise ApiError(403, "forbidden", "this key belongs to another project", field="project")
-    return principal
 
 
 def _signing_config(settings: Settings) -> Any:
@@ -158,9 +108,11 @@ def _signing_config(settings: Settings) -> Any:
     tags=["digests"],
     summary="The digest exactly as it would be sent to `email` for `week`; nothing is sent",
     media_type=MediaType.HTML,
+    responses=responses(None, *SECRET_ERRORS, 404),
 )
 async def digest_preview(
     request: Request[Any, Any, Any],
+    principal: KeyPrincipal,
     *,
     email: Annotated[str, QueryParameter(min_length=3, max_length=320)],
     project: Annotated[str | None, QueryParameter(max_length=63)] = None,
@@ -169,18 +121,18 @@ async def digest_preview(
         Literal["html", "text", "json"], QueryParameter(description="html, text or json")
     ] = "html",
 ) -> Response[Any]:
-    principal = await _principal(request, project)
-    settings = _settings(request)
+    _same_project(principal, project)
+    settings = settings_of(request)
     monday = _week(settings, week)
     address = _address(email)
     config = _signing_config(settings)
 
     def render() -> Any:
-        with _project_transaction(_engine(request), principal.project_id) as conn:
+        with project_transaction(digest_engine(request), principal.project_id) as conn:
             return service.preview(conn, config, principal.project_id, address, monday)
 
     try:
-        message = await _in_thread(render)
+        message = await in_thread(render)
     except service.NothingToSendError as exc:
         raise ApiError(404, "no_data", str(exc)) from exc
     headers = {"Cache-Control": "no-store"}
@@ -207,16 +159,18 @@ class TestSend(Struct, forbid_unknown_fields=True):
     tags=["digests"],
     summary="Send this project's digest to one address now (marks no week as sent)",
     status_code=202,
+    responses=responses(DigestTestSent, *SECRET_ERRORS, 404, 409, 422, 502, status=202),
 )
-async def digest_test(request: Request[Any, Any, Any], data: JSONBody[TestSend]) -> dict[str, Any]:
-    principal = await _principal(request)
-    settings = _settings(request)
+async def digest_test(
+    request: Request[Any, Any, Any], principal: KeyPrincipal, data: JSONBody[TestSend]
+) -> dict[str, Any]:
+    settings = settings_of(request)
     address = _address(data.email)
     monday = _week(settings, data.week)
     config = _signing_config(settings)
 
     def send() -> str:
-        with _project_transaction(_engine(request), principal.project_id) as conn:
+        with project_transaction(digest_engine(request), principal.project_id) as conn:
             message = service.message_for_test_send(
                 conn, config, principal.project_id, address, monday
             )
@@ -224,7 +178,7 @@ async def digest_test(request: Request[Any, Any, Any], data: JSONBody[TestSend])
             return service.send_test(client, config, message)
 
     try:
-        provider_id = await _in_thread(send)
+        provider_id = await in_thread(send)
     except service.SuppressedError as exc:
         raise ApiError(409, "suppressed", str(exc), field="email") from exc
     except service.NothingToSendError as exc:
@@ -254,12 +208,12 @@ class WeeklyLaunch(Struct, forbid_unknown_fields=True):
     tags=["digests"],
     summary="Launch the weekly digest for this project (Dagster run); 429 inside the cooldown",
     status_code=202,
+    responses=responses(DigestLaunched, *SECRET_ERRORS, status=202),
 )
 async def digest_weekly(
-    request: Request[Any, Any, Any], data: JSONBody[WeeklyLaunch]
+    request: Request[Any, Any, Any], principal: KeyPrincipal, data: JSONBody[WeeklyLaunch]
 ) -> dict[str, Any]:
-    principal = await _principal(request)
-    settings = _settings(request)
+    settings = settings_of(request)
     if data.scope == "email" and not data.email:
         raise bad_request('scope "email" needs an email', field="email")
     address = _address(data.email) if data.scope == "email" and data.email else None
@@ -274,14 +228,14 @@ async def digest_weekly(
         scope_email=address,
         project_id=principal.project_id,
     )
-    engine = _engine(request)
+    engine = digest_engine(request)
 
     def claim() -> int:
-        with _project_transaction(engine, principal.project_id) as conn:
+        with project_transaction(engine, principal.project_id) as conn:
             return runs.claim(conn, run_request, settings.digest_cooldown_seconds)
 
     try:
-        digest_run_id = await _in_thread(claim)
+        digest_run_id = await in_thread(claim)
     except runs.CooldownActiveError as exc:
         raise ApiError(
             429,
@@ -307,20 +261,20 @@ async def digest_weekly(
 
         def release() -> None:
             # Nothing ran: give the cooldown slot back so the caller can simply retry.
-            with _project_transaction(engine, principal.project_id) as conn:
+            with project_transaction(engine, principal.project_id) as conn:
                 runs.release(conn, digest_run_id, reason)
 
-        await _in_thread(release)
+        await in_thread(release)
         raise ApiError(503, "dagster_unavailable", str(exc), headers={"Retry-After": "30"}) from exc
 
     def record() -> None:
-        with _project_transaction(engine, principal.project_id) as conn:
+        with project_transaction(engine, principal.project_id) as conn:
             conn.exec_driver_sql(
                 "UPDATE app.digest_runs SET dagster_run_id = %(d)s WHERE id = %(id)s",
                 {"d": dagster_run_id, "id": digest_run_id},
             )
 
-    await _in_thread(record)
+    await in_thread(record)
     log.info("[WEEKLY DIGEST] launched run %s (digest run %s)", dagster_run_id, digest_run_id)
     return {
         "run_id": dagster_run_id,
@@ -350,11 +304,12 @@ GROUP BY status ORDER BY status
     operation_id="digest_status",
     tags=["digests"],
     summary="The last digest run (this project's or the scheduled one) and its recipients",
+    responses=responses(DigestStatus, *SECRET_ERRORS),
 )
-async def digest_status(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    principal = await _principal(request)
-    async with project_transaction(request.app.state.reader_pool, principal.project_id) as conn:
-        cur = conn.cursor(row_factory=dict_row)
+async def digest_status(
+    request: Request[Any, Any, Any], principal: KeyPrincipal, reader: Reader
+) -> dict[str, Any]:
+    async with reader.cursor() as cur:
         await cur.execute(LAST_RUN)
         last = await cur.fetchone()
         recipients: dict[str, int] = {}
@@ -368,7 +323,7 @@ async def digest_status(request: Request[Any, Any, Any]) -> dict[str, Any]:
     dagster_status = None
     if last is not None and last["dagster_run_id"]:
         # Dagster's own view (QUEUED, STARTED, ...); its absence never fails this answer.
-        api = DagsterApi(_settings(request).graphql_url, timeout_s=STATUS_TIMEOUT_S)
+        api = DagsterApi(settings_of(request).graphql_url, timeout_s=STATUS_TIMEOUT_S)
         try:
             dagster_status = await api.run_status(str(last["dagster_run_id"]))
         except DagsterApiError as exc:
@@ -382,125 +337,5 @@ async def digest_status(request: Request[Any, Any, Any]) -> dict[str, Any]:
     }
 
 
-# --------------------------------------------------------------------------- unsubscribe
-
-
-PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body style="font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:32rem;
-margin:3rem auto;padding:0 1rem;color:#101828;">
-<h1 style="font-size:1.4rem;">{title}</h1><p>{text}</p>{form}</body></html>
-"""
-
-
-def _page(title: str, text: str, form: str = "", status: int = 200) -> Response[str]:
-    body = PAGE.format(title=html.escape(title), text=html.escape(text), form=form)
-    return Response(
-        body,
-        status_code=status,
-        media_type=MediaType.HTML,
-        headers={
-            "Cache-Control": "no-store",
-            "Referrer-Policy": "no-referrer",
-            "Content-Security-Policy": PAGE_CSP,
-        },
-    )
-
-
-def _signer(request: Request[Any, Any, Any]) -> UnsubscribeSigner:
-    return UnsubscribeSigner(_settings(request).require_secret_key())
-
-
-@get(
-    "/v1/digest/unsubscribe",
-    operation_id="digest_unsubscribe_page",
-    tags=["digests"],
-    summary="The unsubscribe link: a confirmation page (link scanners must not unsubscribe)",
-    media_type=MediaType.HTML,
-)
-async def unsubscribe_page(
-    request: Request[Any, Any, Any], token: Annotated[str, QueryParameter(max_length=2000)]
-) -> Response[str]:
-    try:
-        who = _signer(request).verify(token)
-    except InvalidTokenError:
-        return _page("Invalid link", "This unsubscribe link is not valid.", status=400)
-    form = (
-        f'<form method="post" action="?token={html.escape(token)}">'
-        '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
-        '<button type="submit" style="padding:.5rem 1rem;">Unsubscribe</button></form>'
-    )
-    return _page(
-        "Unsubscribe from the weekly digest",
-        f"Stop the weekly digest for {who.email}?",
-        form,
-    )
-
-
-@post(
-    "/v1/digest/unsubscribe",
-    operation_id="digest_unsubscribe",
-    tags=["digests"],
-    summary="One-click unsubscribe (RFC 8058: mail clients POST List-Unsubscribe=One-Click)",
-    media_type=MediaType.HTML,
-    status_code=200,
-)
-async def unsubscribe(
-    request: Request[Any, Any, Any], token: Annotated[str, QueryParameter(max_length=2000)]
-) -> Response[str]:
-    try:
-        who = _signer(request).verify(token)
-    except InvalidTokenError:
-        return _page("Invalid link", "This unsubscribe link is not valid.", status=400)
-
-    def switch_off() -> int:
-        with _project_transaction(_engine(request), who.project_id) as conn:
-            return conn.exec_driver_sql(
-                "UPDATE app.project_members m SET digest_enabled = false FROM app.users u "
-                "WHERE u.id = m.user_id AND lower(u.email) = %(e)s "
-                "AND m.project_id = %(p)s AND m.digest_enabled",
-                {"e": who.email, "p": who.project_id},
-            ).rowcount
-
-    changed = await _in_thread(switch_off)
-    log.info("[DIGEST] unsubscribe project=%s changed=%s", who.project_id, changed)
-    # The same answer whether or not anything changed: a token reveals no membership.
-    return _page("Unsubscribed", f"{who.email} will not receive this weekly digest any more.")
-
-
-# --------------------------------------------------------------------------- email events
-
-
-@get(
-    "/v1/email-events/summary",
-    operation_id="email_events_summary",
-    tags=["digests"],
-    summary="Resend email events of the last 24 hours by type, and the latest 10 events",
-)
-async def email_events_summary(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    principal = await _principal(request)
-    async with project_transaction(request.app.state.reader_pool, principal.project_id) as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(SUMMARY_BY_TYPE)
-        by_type = {r["event_type"]: int(r["events"]) for r in await cur.fetchall()}
-        await cur.execute(SUMMARY_LATEST)
-        latest = await cur.fetchall()
-    return {
-        "project": principal.project_slug,
-        "window_hours": 24,
-        "total": sum(by_type.values()),
-        "by_type": by_type,
-        "latest": latest,
-    }
-
-
-ROUTES: list[Any] = [
-    digest_preview,
-    digest_test,
-    digest_weekly,
-    digest_status,
-    unsubscribe_page,
-    unsubscribe,
-    email_events_summary,
-]
+# Behind the secret-key guard (lytics_ingest_api.project_access).
+ROUTES: list[Any] = [digest_preview, digest_test, digest_weekly, digest_status]

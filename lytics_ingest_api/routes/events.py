@@ -22,7 +22,7 @@ from lytics_ingest_api.answers import Answer, json_answer
 from lytics_ingest_api.auth import Principal, require_write_key
 from lytics_ingest_api.body import decode_json, read_body, read_json, require_json_type, too_large
 from lytics_ingest_api.client_ip import Network, client_ip
-from lytics_ingest_api.errors import ApiError, StoreUnavailableError, bad_request
+from lytics_ingest_api.errors import ApiError, ErrorBody, StoreUnavailableError, bad_request
 from lytics_ingest_api.events.normalize import (
     EventError,
     EventRow,
@@ -45,8 +45,12 @@ from lytics_ingest_api.openapi_docs import (
     COLLECT_BODY,
     EVENT_BODY,
     EVENTS_BODY,
+    WRITE_ERRORS,
+    WRITE_KEY,
     json_body,
+    responses,
 )
+from lytics_ingest_api.response_bodies import BatchAnswer, CollectAnswer, EventAnswer
 
 # A transparent 1x1 GIF for pixels.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -323,7 +327,7 @@ def _documented(path: str, endpoint: Endpoint, **route: Any) -> HTTPRouteHandler
     async def handler(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         return (await endpoint(request)).response()
 
-    return post(path, tags=["events"], status_code=200, **route)(handler)
+    return post(path, tags=["events"], status_code=200, security=WRITE_KEY, **route)(handler)
 
 
 async def _pixel_handler(request: Request[Any, Any, Any]) -> Response[bytes]:
@@ -337,6 +341,7 @@ SEGMENT_CALLS = [
         operation_id=f"segment_{kind}",
         summary=f"Segment `{kind}` call",
         operation_class=json_body(EVENT_BODY),
+        responses=responses(EventAnswer, *WRITE_ERRORS),
     )
     for kind in SEGMENT_KINDS
 ]
@@ -349,6 +354,7 @@ ROUTES = [
         operation_id="segment_batch",
         summary="Segment batch: many calls in one request, answered per event",
         operation_class=json_body(BATCH_BODY),
+        responses=responses(BatchAnswer, *WRITE_ERRORS, s400=ErrorBody | BatchAnswer),
     ),
     _documented(
         "/v1/events",
@@ -356,6 +362,7 @@ ROUTES = [
         operation_id="events",
         summary="Native events: one event object or an array of them",
         operation_class=json_body(EVENTS_BODY),
+        responses=responses(BatchAnswer, *WRITE_ERRORS, s400=ErrorBody | BatchAnswer),
     ),
     _documented(
         "/collect",
@@ -363,11 +370,15 @@ ROUTES = [
         operation_id="collect",
         summary="Browser beacon (seed S1 shape); text/plain accepted for sendBeacon",
         operation_class=json_body(COLLECT_BODY),
+        responses=responses(CollectAnswer, *WRITE_ERRORS),
     ),
     get(
         "/collect",
         tags=["events"],
         operation_id="collect_pixel",
         summary="Tracking pixel: the event in the query string, answered with a 1x1 GIF",
+        media_type="image/gif",
+        security=WRITE_KEY,
+        responses=responses(None, *WRITE_ERRORS),
     )(_pixel_handler),
 ]

@@ -21,10 +21,11 @@ from lytics.exports.formats import EXTENSIONS
 from lytics.exports.moments import FORMS, parse_moment
 from lytics.exports.run_requests import RunRefusedError, RunRequest, Target, launch, plan_run
 from lytics.settings import Settings
-from lytics_ingest_api.admission import admit
-from lytics_ingest_api.auth import Principal, require_secret_key
 from lytics_ingest_api.database import project_transaction
 from lytics_ingest_api.errors import ApiError, bad_request
+from lytics_ingest_api.openapi_docs import SECRET_ERRORS, responses
+from lytics_ingest_api.project_access import KeyPrincipal
+from lytics_ingest_api.response_bodies import ExportsConfig, ExportsLaunched, ExportsStatus
 
 # Enough for a quarter of hourly partitions or a year of daily ones per request.
 MAX_PARTITIONS = 24 * 92
@@ -56,7 +57,7 @@ GROUP BY p.status
 
 
 async def _rows(
-    request: Request[Any, Any, Any], principal: Principal, query: str, params: dict[str, Any]
+    request: Request[Any, Any, Any], principal: KeyPrincipal, query: str, params: dict[str, Any]
 ) -> list[dict[str, Any]]:
     async with project_transaction(request.app.state.reader_pool, principal.project_id) as conn:
         cur = conn.cursor(row_factory=dict_row)
@@ -79,10 +80,11 @@ def _layout(row: dict[str, Any], project_id: int) -> str:
     operation_id="exports_config",
     tags=["exports"],
     summary="The key's project's export destinations (never their credentials)",
+    responses=responses(ExportsConfig, *SECRET_ERRORS),
 )
-async def exports_config(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    principal = await require_secret_key(request)
-    admit(request, principal)
+async def exports_config(
+    request: Request[Any, Any, Any], principal: KeyPrincipal
+) -> dict[str, Any]:
     rows = await _rows(request, principal, DESTINATIONS, {})
     destinations = [
         {
@@ -105,16 +107,16 @@ async def exports_config(request: Request[Any, Any, Any]) -> dict[str, Any]:
     operation_id="exports_status",
     tags=["exports"],
     summary="Recent partitions per destination, with their state",
+    responses=responses(ExportsStatus, *SECRET_ERRORS),
 )
 async def exports_status(
     request: Request[Any, Any, Any],
+    principal: KeyPrincipal,
     *,
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     status: FromQuery[Literal["running", "succeeded", "failed"] | None] = None,
     dataset: FromQuery[Literal["events", "metrics"] | None] = None,
 ) -> dict[str, Any]:
-    principal = await require_secret_key(request)
-    admit(request, principal)
     params = {"limit": limit, "status": status, "dataset": dataset}
     partitions = await _rows(request, principal, STATUS, params)
     totals = await _rows(request, principal, TOTALS, {})
@@ -131,9 +133,11 @@ async def exports_status(
     tags=["exports"],
     summary="Export a time range again (a Dagster backfill); answers with the backfill id",
     status_code=202,
+    responses=responses(ExportsLaunched, *SECRET_ERRORS, 404, status=202),
 )
 async def exports_run(
     request: Request[Any, Any, Any],
+    principal: KeyPrincipal,
     *,
     since: Annotated[str, QueryParameter(description=f"Range start (inclusive): {FORMS}.")],
     until: Annotated[
@@ -142,8 +146,6 @@ async def exports_run(
     format: FromQuery[Literal["parquet", "jsonl", "csv"] | None] = None,
     dataset: FromQuery[Literal["events", "metrics"] | None] = None,
 ) -> dict[str, Any]:
-    principal = await require_secret_key(request)
-    admit(request, principal)
     settings: Settings = request.app.state.settings
     now = datetime.now(UTC)
     rows = await _rows(request, principal, DESTINATIONS, {})

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from litestar import Request, get
+from litestar import get
 from litestar.params import QueryParameter
-from psycopg.rows import dict_row
 
-from lytics_ingest_api.admission import admit
-from lytics_ingest_api.auth import require_secret_key
-from lytics_ingest_api.database import project_transaction
+from lytics_ingest_api.openapi_docs import SECRET_ERRORS, responses
+from lytics_ingest_api.project_access import KeyPrincipal, Reader
+from lytics_ingest_api.response_bodies import GithubRepos, GithubUser
 
 ACCOUNTS = """
 SELECT login, name, type, html_url, public_repos, followers, synced_at
@@ -36,7 +35,7 @@ ORDER BY {order}
 LIMIT %(limit)s OFFSET %(offset)s
 """
 
-EXPOSED_COUNT = "SELECT count(*) FROM github.repositories WHERE exposed"
+EXPOSED_COUNT = "SELECT count(*) AS total FROM github.repositories WHERE exposed"
 
 ORDERS = {
     "stars": "r.stargazers_count DESC, r.full_name",
@@ -45,25 +44,20 @@ ORDERS = {
 }
 
 
-async def _scoped(request: Request[Any, Any, Any]) -> tuple[Any, int, str]:
-    principal = await require_secret_key(request)
-    admit(request, principal)
-    return request.app.state.reader_pool, principal.project_id, principal.project_slug
-
-
 @get(
     "/v1/github/user",
     operation_id="github_user",
     tags=["github"],
     summary="The GitHub account(s) connected to the project",
+    responses=responses(GithubUser, *SECRET_ERRORS),
 )
-async def github_user(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    pool, project_id, slug = await _scoped(request)
-    async with project_transaction(pool, project_id) as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(ACCOUNTS)
-        accounts = await cur.fetchall()
-    return {"project": slug, "user": accounts[0] if accounts else None, "accounts": accounts}
+async def github_user(principal: KeyPrincipal, reader: Reader) -> dict[str, Any]:
+    accounts = await reader.rows(ACCOUNTS)
+    return {
+        "project": principal.project_slug,
+        "user": accounts[0] if accounts else None,
+        "accounts": accounts,
+    }
 
 
 @get(
@@ -71,23 +65,24 @@ async def github_user(request: Request[Any, Any, Any]) -> dict[str, Any]:
     operation_id="github_repos",
     tags=["github"],
     summary="Public repositories (private ones only if the project opted in), latest counts",
+    responses=responses(GithubRepos, *SECRET_ERRORS),
 )
 async def github_repos(
-    request: Request[Any, Any, Any],
+    principal: KeyPrincipal,
+    reader: Reader,
     *,
     limit: Annotated[int, QueryParameter(ge=1, le=100)] = 100,
     offset: Annotated[int, QueryParameter(ge=0, le=100_000)] = 0,
     sort: Annotated[Literal["stars", "name", "pushed"], QueryParameter()] = "stars",
 ) -> dict[str, Any]:
-    pool, project_id, slug = await _scoped(request)
-    async with project_transaction(pool, project_id) as conn:
-        cur = conn.cursor(row_factory=dict_row)
+    async with reader.cursor() as cur:
         await cur.execute(REPOS.format(order=ORDERS[sort]), {"limit": limit, "offset": offset})
         repos = await cur.fetchall()
-        total = await (await conn.execute(EXPOSED_COUNT)).fetchone()
+        await cur.execute(EXPOSED_COUNT)
+        total = await cur.fetchone()
     return {
-        "project": slug,
-        "total": int(total[0]) if total else 0,
+        "project": principal.project_slug,
+        "total": int(total["total"]) if total else 0,
         "limit": limit,
         "offset": offset,
         "repos": repos,

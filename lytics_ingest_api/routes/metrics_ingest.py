@@ -16,7 +16,14 @@ from lytics_ingest_api.body import read_json
 from lytics_ingest_api.errors import ApiError, bad_request
 from lytics_ingest_api.jsontext import jsonb_text
 from lytics_ingest_api.observability import note
-from lytics_ingest_api.openapi_docs import METRICS_BODY, json_body
+from lytics_ingest_api.openapi_docs import (
+    METRICS_BODY,
+    SECRET_KEY,
+    WRITE_ERRORS,
+    json_body,
+    responses,
+)
+from lytics_ingest_api.response_bodies import MetricsAnswer
 
 MAX_METRICS = 1000
 MAX_NAME = 200
@@ -72,6 +79,8 @@ def _date(item: dict[str, Any], index: int) -> date:
     tags=["metrics"],
     operation_class=json_body(METRICS_BODY),
     status_code=200,
+    security=SECRET_KEY,
+    responses=responses(MetricsAnswer, *WRITE_ERRORS),
 )
 async def metrics_ingest(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     principal = await require_secret_key(request)

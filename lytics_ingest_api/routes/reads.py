@@ -14,9 +14,10 @@ from litestar import Request, get
 from litestar.params import FromQuery, QueryParameter
 from psycopg.rows import dict_row
 
-from lytics_ingest_api.admission import admit
-from lytics_ingest_api.auth import require_secret_key
 from lytics_ingest_api.database import project_transaction
+from lytics_ingest_api.openapi_docs import SECRET_ERRORS, responses
+from lytics_ingest_api.project_access import KeyPrincipal
+from lytics_ingest_api.response_bodies import Messages, RecentEvents, Stats
 
 RECENT_EVENTS = """
 SELECT message_id, type, event, anonymous_id, user_id, session_id, timestamp, received_at,
@@ -54,13 +55,18 @@ GROUP BY provider ORDER BY messages DESC, provider
 """
 
 
-@get("/v1/events/recent", operation_id="events_recent", tags=["reads"], summary="Latest events")
+@get(
+    "/v1/events/recent",
+    operation_id="events_recent",
+    tags=["reads"],
+    summary="Latest events",
+    responses=responses(RecentEvents, *SECRET_ERRORS),
+)
 async def recent_events(
     request: Request[Any, Any, Any],
+    principal: KeyPrincipal,
     limit: Annotated[int, QueryParameter(ge=1, le=100, description="How many (1-100)")] = 20,
 ) -> dict[str, Any]:
-    principal = await require_secret_key(request)
-    admit(request, principal)
     async with project_transaction(request.app.state.reader_pool, principal.project_id) as conn:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(RECENT_EVENTS, {"limit": limit})
@@ -73,9 +79,11 @@ async def recent_events(
     operation_id="messages",
     tags=["reads"],
     summary="Webhook deliveries, newest first (seed S3's /messages)",
+    responses=responses(Messages, *SECRET_ERRORS),
 )
 async def messages(
     request: Request[Any, Any, Any],
+    principal: KeyPrincipal,
     *,
     limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
     offset: Annotated[int, QueryParameter(ge=0, le=1_000_000)] = 0,
@@ -86,8 +94,6 @@ async def messages(
         str | None, QueryParameter(max_length=200, description="Text search in the body")
     ] = None,
 ) -> dict[str, Any]:
-    principal = await require_secret_key(request)
-    admit(request, principal)
     params = {
         "limit": limit,
         "offset": offset,
@@ -103,10 +109,14 @@ async def messages(
     return {"data": rows, "limit": limit, "offset": offset}
 
 
-@get("/v1/stats", operation_id="stats", tags=["reads"], summary="Webhook message statistics")
-async def stats(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    principal = await require_secret_key(request)
-    admit(request, principal)
+@get(
+    "/v1/stats",
+    operation_id="stats",
+    tags=["reads"],
+    summary="Webhook message statistics",
+    responses=responses(Stats, *SECRET_ERRORS),
+)
+async def stats(request: Request[Any, Any, Any], principal: KeyPrincipal) -> dict[str, Any]:
     async with project_transaction(request.app.state.reader_pool, principal.project_id) as conn:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(STATS)

@@ -16,7 +16,15 @@ from lytics_ingest_api.errors import bad_request
 from lytics_ingest_api.events.timestamps import TimestampError, parse_time
 from lytics_ingest_api.jsontext import jsonb_text, storable
 from lytics_ingest_api.observability import note
-from lytics_ingest_api.openapi_docs import REPLAY_EVENTS_BODY, SESSION_START_BODY, json_body
+from lytics_ingest_api.openapi_docs import (
+    REPLAY_EVENTS_BODY,
+    SESSION_START_BODY,
+    WRITE_ERRORS,
+    WRITE_KEY,
+    json_body,
+    responses,
+)
+from lytics_ingest_api.response_bodies import ReplayStored, SessionStarted
 
 # Full DOM snapshots make replay batches far larger than analytics events.
 MAX_REPLAY_BYTES = 5 * 1024 * 1024
@@ -149,6 +157,8 @@ async def _store_batch(
     tags=["replay"],
     operation_class=json_body(SESSION_START_BODY),
     status_code=200,
+    security=WRITE_KEY,
+    responses=responses(SessionStarted, *WRITE_ERRORS),
 )
 async def session_start(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     return await _start(request)
@@ -161,6 +171,8 @@ async def session_start(request: Request[Any, Any, Any]) -> Response[dict[str, A
     tags=["replay"],
     operation_class=json_body(REPLAY_EVENTS_BODY),
     status_code=200,
+    security=WRITE_KEY,
+    responses=responses(ReplayStored, *WRITE_ERRORS),
 )
 async def session_events(
     request: Request[Any, Any, Any], session_id: FromPath[str]
@@ -180,6 +192,8 @@ async def session_events(
     tags=["replay"],
     operation_class=json_body(REPLAY_EVENTS_BODY),
     status_code=200,
+    security=WRITE_KEY,
+    responses=responses(ReplayStored, *WRITE_ERRORS),
 )
 async def legacy_ingest(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     principal = await require_write_key(request)

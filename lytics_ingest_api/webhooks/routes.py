@@ -34,7 +34,8 @@ from lytics.webhook_secrets import CIPHER_PURPOSE, SOURCE, decrypt_secrets
 from lytics_ingest_api.body import media_type, read_body
 from lytics_ingest_api.errors import ApiError, StoreUnavailableError, bad_request
 from lytics_ingest_api.observability import WEBHOOKS, note
-from lytics_ingest_api.openapi_docs import WEBHOOK_BODY, json_body
+from lytics_ingest_api.openapi_docs import WEBHOOK_BODY, json_body, responses
+from lytics_ingest_api.response_bodies import WebhookStored
 from lytics_ingest_api.webhooks.signatures import (
     Verification,
     standard_webhooks_id,
@@ -381,6 +382,9 @@ async def receive(
     return Response({"status": result, "id": delivery.delivery_id}, status_code=200)
 
 
+# Signed bodies, no key: 401 is a signature that does not verify.
+WEBHOOK_ANSWERS = responses(WebhookStored, 400, 401, 404, 413, 415, 422, 503)
+
 ProjectParam = Annotated[
     str | None,
     QueryParameter(
@@ -430,6 +434,7 @@ GENERIC_DOC = (
     tags=["webhooks"],
     operation_class=json_body(WEBHOOK_BODY),
     status_code=200,
+    responses=WEBHOOK_ANSWERS,
 )
 async def resend_webhook(
     request: Request[Any, Any, Any], project: ProjectParam = None
@@ -445,6 +450,7 @@ async def resend_webhook(
     tags=["webhooks"],
     operation_class=json_body(WEBHOOK_BODY),
     status_code=200,
+    responses=WEBHOOK_ANSWERS,
 )
 async def github_webhook(
     request: Request[Any, Any, Any], project: ProjectParam = None
@@ -460,6 +466,7 @@ async def github_webhook(
     tags=["webhooks"],
     operation_class=json_body(WEBHOOK_BODY),
     status_code=200,
+    responses=WEBHOOK_ANSWERS,
 )
 async def generic_webhook(
     request: Request[Any, Any, Any],
