@@ -21,15 +21,9 @@ from lytics_ingest_api.app import create_app
 from tests.support import TEST_SECRET
 from tests.support.cli import invoke
 from tests.support.fake_github import TOKEN
-from tests.support.github import Served, connect_source, served_github, sync_once
+from tests.support.github import Served, connect_source, sync_once
 from tests.support.http import serve
 from tests.support.ingest import new_project
-
-
-@pytest.fixture
-def github() -> Iterator[Served]:
-    with served_github() as served:
-        yield served
 
 
 @pytest.fixture
