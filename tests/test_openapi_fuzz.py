@@ -8,7 +8,7 @@ valid credentials so they reach the handlers.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import hypothesis
@@ -17,21 +17,18 @@ import schemathesis
 from hypothesis import HealthCheck
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
-from sqlalchemy import Engine
 
 from lytics.settings import Settings
-from tests.support.ingest import Ingest, served_ingest
+from tests.support.ingest import Ingest
 
 EXAMPLES_PER_OPERATION = 25
 SECRET_PATHS = ("/v1/metrics", "/v1/events/recent", "/v1/messages", "/v1/stats")
 
 
 @pytest.fixture
-def api(settings: Settings, engine: Engine) -> Iterator[Ingest]:
+def api_settings(settings: Settings) -> Settings:
     # No rate limit: the fuzzer sends far faster than any real client.
-    unlimited = settings.model_copy(update={"rate_limit_per_second": 0.0})
-    with served_ingest(unlimited, engine) as ingest:
-        yield ingest
+    return settings.model_copy(update={"rate_limit_per_second": 0.0})
 
 
 def _credentials(api: Ingest, path: str) -> dict[str, str]:

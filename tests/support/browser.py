@@ -184,9 +184,7 @@ def _devtools_port(profile: Path, process: subprocess.Popen[bytes], log: Path) -
             return int(active.read_text().splitlines()[0])
         return None
 
-    found = wait_until(port, "Chromium's DevTools port", timeout_s=START_TIMEOUT_S)
-    assert found is not None
-    return found
+    return wait_until(port, "Chromium's DevTools port", timeout_s=START_TIMEOUT_S)
 
 
 def live_processes(group: int) -> list[int]:

@@ -1,7 +1,8 @@
 """Fixtures shared by several test files, registered through `pytest_plugins` in conftest.
 
-A test file that needs a variant (other settings, seeded data) defines its own
-fixture of the same name, which pytest uses instead of these for that file.
+A test file that needs a variant defines its own fixture of the same name, which
+pytest uses instead of the shared one in that file: `api_settings` for other
+settings, `api` itself for an API with data seeded around it.
 """
 
 from __future__ import annotations
@@ -18,9 +19,15 @@ from tests.support.ingest import Ingest, served_ingest
 
 
 @pytest.fixture
-def api(settings: Settings, engine: Engine) -> Iterator[Ingest]:
+def api_settings(settings: Settings) -> Settings:
+    """The settings `api` serves with: a file overrides this fixture for a variant."""
+    return settings
+
+
+@pytest.fixture
+def api(api_settings: Settings, engine: Engine) -> Iterator[Ingest]:
     """The ingest API served on this test's database, with project `site` and its keys."""
-    with served_ingest(settings, engine) as ingest:
+    with served_ingest(api_settings, engine) as ingest:
         yield ingest
 
 

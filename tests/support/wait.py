@@ -17,7 +17,7 @@ DEFAULT_TIMEOUT_S = 120.0
 
 
 def wait_until(
-    condition: Callable[[], T],
+    condition: Callable[[], T | None],
     what: str,
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
