@@ -24,6 +24,9 @@ from tests.support.postgres import (
     unique_name,
 )
 
+# The ingest API, the fake GitHub and the fake Resend as fixtures, defined once.
+pytest_plugins = ["tests.support.fixtures"]
+
 # As an activated virtualenv: dagster-dbt runs `dbt` by name, from PATH.
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
 

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from lytics.crypto import Cipher
 from lytics.projects import create_project, get_project
 from lytics.webhook_secrets import CIPHER_PURPOSE, add_secret, load_secrets
 from tests.support import TEST_SECRET
 from tests.support.cli import CliResult, invoke
+from tests.support.wait import DEFAULT_TIMEOUT_S, wait_until
 
 Run = Callable[..., CliResult]
 
@@ -174,14 +174,25 @@ def test_concurrent_first_adds_keep_both_secrets(lytics: Run, engine: Engine) ->
     with engine.connect() as conn:
         project_id = get_project(conn, "shop").id
 
+    def second_is_waiting() -> bool:
+        with engine.connect() as conn:
+            waiting = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+        return bool(waiting)
+
     def slow_first() -> None:
         with engine.begin() as conn:
             add_secret(conn, cipher, project_id, "acme", "secret-from-first-operator")
             first_added.set()
-            time.sleep(0.5)  # still uncommitted while the second operator adds
+            # Still uncommitted until the second operator's add waits on this one's lock.
+            wait_until(second_is_waiting, "the second add waiting on the first's lock")
 
     def second() -> None:
-        first_added.wait(5)
+        assert first_added.wait(DEFAULT_TIMEOUT_S)
         with engine.begin() as conn:
             add_secret(conn, cipher, project_id, "acme", "secret-from-second-operator")
 

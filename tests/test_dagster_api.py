@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from lytics.dagster_api import DagsterApi, DagsterApiError
-from tests.support.http import free_port
+from tests.support.http import HTTP_TIMEOUT_S, free_port
 
 pytestmark = pytest.mark.slow  # one webserver start (~20 s) shared by the whole session
 
@@ -47,7 +47,7 @@ def test_launch_backfill_records_the_assets_partitions_and_tags(dagster_graphql_
     body = httpx.post(
         dagster_graphql_url,
         json={"query": BACKFILL_QUERY, "variables": {"id": backfill_id}},
-        timeout=10,
+        timeout=HTTP_TIMEOUT_S,
     ).json()
     backfill = body["data"]["partitionBackfillOrError"]
     assert backfill["__typename"] == "PartitionBackfill"

@@ -36,7 +36,7 @@ from tests.support.digests import (
     digest_settings,
     seed_two_weeks,
 )
-from tests.support.fake_resend import FakeResend, fake_resend
+from tests.support.fake_resend import FakeResend
 from tests.support.http import free_port
 from tests.support.ingest import Ingest, served_ingest
 
@@ -44,12 +44,6 @@ ALICE = "alice@example.com"
 BOB = "bob@example.com"
 # The HTML pages' policy: the inline styles a browser needs, and nothing else (no scripts).
 PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeResend]:
-    with fake_resend(limit=50) as server:
-        yield server
 
 
 @pytest.fixture

@@ -49,12 +49,6 @@ EMAILS = [f"person{i}@example.com" for i in range(7)]
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeResend]:
-    with fake_resend(limit=50) as server:
-        yield server
-
-
-@pytest.fixture
 def pipeline_engine(database_url: str) -> Iterator[Engine]:
     eng = create_sync_engine(database_url, role="lytics_pipeline")
     yield eng

@@ -7,7 +7,6 @@ queued) and the test reads the backfill back from Dagster's GraphQL API.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,11 +53,8 @@ def _destination(engine: Engine, project_id: int | None, name: str, **kw: Any) -
 
 
 @pytest.fixture
-def api(settings: Settings, engine: Engine, dagster_graphql_url: str) -> Iterator[Ingest]:
-    with served_ingest(
-        settings.model_copy(update={"dagster_graphql_url": dagster_graphql_url}), engine
-    ) as ingest:
-        yield ingest
+def api_settings(settings: Settings, dagster_graphql_url: str) -> Settings:
+    return settings.model_copy(update={"dagster_graphql_url": dagster_graphql_url})
 
 
 def test_endpoints_need_a_secret_key(api: Ingest) -> None:

@@ -21,15 +21,9 @@ from lytics_ingest_api.app import create_app
 from tests.support import TEST_SECRET
 from tests.support.cli import invoke
 from tests.support.fake_github import TOKEN
-from tests.support.github import Served, connect_source, served_github, sync_once
-from tests.support.http import serve
+from tests.support.github import Served, connect_source, sync_once
+from tests.support.http import HTTP_TIMEOUT_S, serve
 from tests.support.ingest import new_project
-
-
-@pytest.fixture
-def github() -> Iterator[Served]:
-    with served_github() as served:
-        yield served
 
 
 @pytest.fixture
@@ -40,7 +34,7 @@ def api(settings: Settings) -> Iterator[str]:
 
 def _get(base: str, path: str, key: str | None, **params: object) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.get(f"{base}{path}", headers=headers, params=params, timeout=30)  # type: ignore[arg-type]
+    return httpx.get(f"{base}{path}", headers=headers, params=params, timeout=HTTP_TIMEOUT_S)  # type: ignore[arg-type]
 
 
 def _synced_project(engine: Engine, github: Served) -> tuple[int, str]:

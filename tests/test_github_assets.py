@@ -11,11 +11,9 @@ rows make the marts sensor request exactly their days.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import dagster as dg
-import pytest
 from sqlalchemy import Engine, text
 
 from lytics_assets.definitions import defs
@@ -25,13 +23,7 @@ from lytics_assets.github.sensors import github_marts_sensor, github_webhook_sen
 from lytics_assets.resources import WarehouseResource
 from tests.support import TEST_SECRET
 from tests.support.fake_github import BASE_TIME
-from tests.support.github import PER_PAGE, Served, connect_source, served_github
-
-
-@pytest.fixture
-def github() -> Iterator[Served]:
-    with served_github() as served:
-        yield served
+from tests.support.github import PER_PAGE, Served, connect_source
 
 
 def resources(database_url: str, reserve: int = 10) -> dict[str, object]:

@@ -11,7 +11,6 @@ window from raw.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import date, datetime
 
 import dagster as dg
@@ -21,16 +20,10 @@ from sqlalchemy import Engine, text
 from lytics_assets.github.jobs import refresh_github_marts
 from lytics_assets.metrics.requests import range_request
 from tests.support.fake_github import FakeRepo
-from tests.support.github import Served, connect_source, served_github, sync_once
+from tests.support.github import Served, connect_source, sync_once
 from tests.support.pipeline import Pipeline, dbt_assets_definition, failures, point_pipeline_at
 
 FIRST, LAST = "2026-10-10", "2026-11-01"
-
-
-@pytest.fixture
-def github() -> Iterator[Served]:
-    with served_github() as served:
-        yield served
 
 
 def _day(value: str | None) -> str | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -21,12 +20,6 @@ from lytics.settings import Settings
 from tests.support.ingest import Ingest, served_ingest
 
 COUNT = "SELECT count(*) FROM raw.events"
-
-
-@pytest.fixture
-def api(settings: Settings, engine: Engine) -> Iterator[Ingest]:
-    with served_ingest(settings, engine) as ingest:
-        yield ingest
 
 
 @pytest.mark.parametrize(

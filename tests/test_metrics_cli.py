@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,8 @@ import pytest
 from lytics.warehouse.urls import dbt_env
 from tests.support.cli import CliResult, invoke
 from tests.support.dagster_ui import REPO, running_webserver, stop
-from tests.support.http import free_port
+from tests.support.http import HTTP_TIMEOUT_S, free_port
+from tests.support.wait import wait_until
 
 Run = Callable[..., CliResult]
 
@@ -68,7 +68,9 @@ query Runs($id: String!) {
 
 
 def _graphql(url: str, query: str, **variables: str) -> dict[str, Any]:
-    body = httpx.post(url, json={"query": query, "variables": variables}, timeout=30).json()
+    body = httpx.post(
+        url, json={"query": query, "variables": variables}, timeout=HTTP_TIMEOUT_S
+    ).json()
     assert not body.get("errors"), body["errors"]
     data: dict[str, Any] = body["data"]
     return data
@@ -155,7 +157,7 @@ def test_backfill_is_one_asset_backfill_of_the_metrics_models_over_the_range(
     assert "in one run" in result.out
     ui = dagster_graphql_url.removesuffix("/graphql")
     assert result.out.splitlines()[1] == f"{ui}/runs/b/{backfill_id}"
-    assert httpx.get(f"{ui}/runs/b/{backfill_id}", timeout=10).status_code == 200
+    assert httpx.get(f"{ui}/runs/b/{backfill_id}", timeout=HTTP_TIMEOUT_S).status_code == 200
 
     backfill = _backfill(dagster_graphql_url, backfill_id)
     # An asset backfill (not a job backfill of refresh_metrics): only asset backfills
@@ -250,16 +252,6 @@ def running_daemon(database_url: str, webserver_home: Path, home: Path) -> Itera
         stop(process)
 
 
-def _wait_for(what: str, check: Callable[[], Any], log: Path, timeout_s: float = 180) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(1)
-    raise AssertionError(f"{what} not seen in {timeout_s}s; daemon log:\n{log.read_text()[-4000:]}")
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_the_daemon_runs_the_whole_backfill_as_one_run(
@@ -286,9 +278,18 @@ def test_the_daemon_runs_the_whole_backfill_as_one_run(
                 for s in data["assetBackfillStatuses"]
             )
 
-        _wait_for("a run of the backfill", runs, log)
+        def daemon_log() -> str:
+            return f"daemon log:\n{log.read_text()[-4000:]}"
+
+        wait_until(runs, "a run of the backfill", timeout_s=180, interval_s=1, detail=daemon_log)
         # Every partition of every model requested: the daemon has nothing left to launch.
-        _wait_for("every partition requested", all_requested, log)
+        wait_until(
+            all_requested,
+            "every partition requested",
+            timeout_s=180,
+            interval_s=1,
+            detail=daemon_log,
+        )
         [only] = runs()
         expected = _metrics_assets(url)
 

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Engine
 
-from lytics.settings import Settings
-from tests.support.ingest import Ingest, served_ingest
+from tests.support.ingest import Ingest
 
 # What downstream models read: the newest row per key (raw stays append-only).
 LATEST = """
 SELECT DISTINCT ON (source, metric_name, metric_date) metric_name, metric_value
 FROM raw.metrics ORDER BY source, metric_name, metric_date, received_at DESC, id DESC
 """
-
-
-@pytest.fixture
-def api(settings: Settings, engine: Engine) -> Iterator[Ingest]:
-    with served_ingest(settings, engine) as ingest:
-        yield ingest
 
 
 def _metric(name: str, value: object, day: str = "2026-11-01") -> dict[str, object]:

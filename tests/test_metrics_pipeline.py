@@ -28,7 +28,7 @@ from lytics_assets.metrics.sensors import build_raw_data_sensor
 from lytics_assets.metrics.translator import LyticsDbtTranslator
 from lytics_assets.resources import WarehouseResource
 from lytics_ingest_api.app import create_app
-from tests.support.http import serve
+from tests.support.http import HTTP_TIMEOUT_S, serve
 from tests.support.ingest import new_project
 from tests.support.pipeline import (
     Pipeline,
@@ -135,6 +135,7 @@ def test_dashboard_tiles_equal_the_ground_truth(
                     f"{base}/v1/dashboard/tiles",
                     params={"from": start, "to": end},
                     headers=headers,
+                    timeout=HTTP_TIMEOUT_S,
                 )
                 assert answer.status_code == 200, answer.text
                 body: dict[str, Any] = answer.json()
@@ -175,6 +176,8 @@ def _last_dbt_vars() -> Any:
 
 
 @pytest.mark.slow
+# Six dbt builds: past the suite's 300 s default on a busy two-core machine.
+@pytest.mark.timeout(900)
 def test_backfill_equals_day_by_day_and_rerunning_changes_nothing(
     pipeline: Pipeline, truth: dict[str, Any], engine: Engine
 ) -> None:
@@ -246,7 +249,12 @@ def test_late_event_lands_in_its_own_day_after_the_sensor_runs(
                 "messageId": message_id,
                 "timestamp": f"{day}T12:00:00Z",
             }
-            answer = httpx.post(f"{base}/v1/batch", json={"batch": [event]}, auth=(write_key, ""))
+            answer = httpx.post(
+                f"{base}/v1/batch",
+                json={"batch": [event]},
+                auth=(write_key, ""),
+                timeout=HTTP_TIMEOUT_S,
+            )
             assert answer.status_code == 200
 
         for i, day in enumerate(DAYS):

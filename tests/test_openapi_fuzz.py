@@ -10,7 +10,7 @@ operation, or have a body that its documented schema rejects.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -21,10 +21,9 @@ from hypothesis import HealthCheck
 from schemathesis.checks import response_schema_conformance, status_code_conformance
 from schemathesis.core.failures import FailureGroup, ServerError
 from schemathesis.generation import GenerationMode
-from sqlalchemy import Engine
 
 from lytics.settings import Settings
-from tests.support.ingest import Ingest, served_ingest
+from tests.support.ingest import Ingest
 
 # Bounded: well under a minute per mode on a busy two-core machine.
 EXAMPLES = {GenerationMode.POSITIVE: 40, GenerationMode.NEGATIVE: 20}
@@ -43,11 +42,9 @@ CHECKS = [no_server_fault, status_code_conformance, response_schema_conformance]
 
 
 @pytest.fixture
-def api(settings: Settings, engine: Engine) -> Iterator[Ingest]:
+def api_settings(settings: Settings) -> Settings:
     # No rate limit: the fuzzer sends far faster than any real client.
-    unlimited = settings.model_copy(update={"rate_limit_per_second": 0.0})
-    with served_ingest(unlimited, engine) as ingest:
-        yield ingest
+    return settings.model_copy(update={"rate_limit_per_second": 0.0})
 
 
 def _credentials(api: Ingest, security: list[dict[str, Any]] | None) -> dict[str, str]:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from sqlalchemy import Engine
 
-from lytics.settings import Settings
-from tests.support.ingest import Ingest, served_ingest
+from tests.support.ingest import Ingest
 
 START = {
     "sessionId": "session_1234567890_abc123",
@@ -28,12 +24,6 @@ RRWEB = [
     {"type": 2, "data": {"node": {}}, "timestamp": 1700000000200},
     {"type": 3, "data": {"source": 1}, "timestamp": 1700000005000},
 ]
-
-
-@pytest.fixture
-def api(settings: Settings, engine: Engine) -> Iterator[Ingest]:
-    with served_ingest(settings, engine) as ingest:
-        yield ingest
 
 
 @pytest.mark.parametrize("path", ["/v1/sessions/start", "/api/sessions/start"])

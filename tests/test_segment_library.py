@@ -5,21 +5,12 @@ Only `host` changes, as a user migrating from Segment would do it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 from segment.analytics.client import Client
-from sqlalchemy import Engine
 
-from lytics.settings import Settings
-from tests.support.ingest import Ingest, served_ingest
-
-
-@pytest.fixture
-def api(settings: Settings, engine: Engine) -> Iterator[Ingest]:
-    with served_ingest(settings, engine) as ingest:
-        yield ingest
+from tests.support.ingest import Ingest
 
 
 @pytest.mark.parametrize("gzip", [False, True])

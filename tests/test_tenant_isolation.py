@@ -38,7 +38,7 @@ from lytics.warehouse.urls import dbt_env, libpq_dsn
 from lytics_ingest_api.app import create_app
 from tests.support import TEST_SECRET
 from tests.support.github import connect_source, served_github, sync_once
-from tests.support.http import serve
+from tests.support.http import HTTP_TIMEOUT_S, serve
 from tests.support.postgres import create_database, drop_database, unique_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -532,15 +532,23 @@ def test_the_read_api_authenticates_and_serves_each_project_its_own_rows(
 ) -> None:
     a, b = warehouse.keys[warehouse.a], warehouse.keys[warehouse.b]
     for keys, slug in ((a, "tenant-a"), (b, "tenant-b")):
-        recent = httpx.get(f"{api}/v1/events/recent?limit=100", headers=_bearer(keys["secret"]))
+        recent = httpx.get(
+            f"{api}/v1/events/recent?limit=100",
+            headers=_bearer(keys["secret"]),
+            timeout=HTTP_TIMEOUT_S,
+        )
         assert recent.status_code == 200, recent.text
         body = recent.json()
         assert body["project"] == slug
         assert body["events"]
         assert all(e["message_id"].startswith(f"{slug}-") for e in body["events"]), body
-        messages = httpx.get(f"{api}/v1/messages", headers=_bearer(keys["secret"])).json()
+        messages = httpx.get(
+            f"{api}/v1/messages", headers=_bearer(keys["secret"]), timeout=HTTP_TIMEOUT_S
+        ).json()
         assert {m["sender"] for m in messages["data"]} == {f"{slug}@example.com"}
-        repos = httpx.get(f"{api}/v1/github/repos", headers=_bearer(keys["secret"]))
+        repos = httpx.get(
+            f"{api}/v1/github/repos", headers=_bearer(keys["secret"]), timeout=HTTP_TIMEOUT_S
+        )
         assert repos.status_code == 200, repos.text
         assert repos.json()["repos"], repos.text
         # Write keys authenticate too (the ingest path), through the same function.
@@ -548,15 +556,17 @@ def test_the_read_api_authenticates_and_serves_each_project_its_own_rows(
             f"{api}/v1/track",
             json={"event": "Checked", "userId": "u", "messageId": f"{slug}-check"},
             auth=(keys["write"], ""),
+            timeout=HTTP_TIMEOUT_S,
         )
         assert sent.status_code == 200, sent.text
     # Keys of the wrong kind, unknown keys and no keys are refused.
-    assert httpx.get(f"{api}/v1/events/recent", headers=_bearer(a["write"])).status_code == 401
-    assert httpx.get(f"{api}/v1/events/recent", headers=_bearer("lys_nope")).status_code == 401
-    assert httpx.get(f"{api}/v1/events/recent").status_code == 401
-    assert (
-        httpx.post(f"{api}/v1/track", json={"event": "x"}, auth=("lyw_nope", "")).status_code == 401
+    for headers in (_bearer(a["write"]), _bearer("lys_nope"), {}):
+        refused = httpx.get(f"{api}/v1/events/recent", headers=headers, timeout=HTTP_TIMEOUT_S)
+        assert refused.status_code == 401, headers
+    unknown = httpx.post(
+        f"{api}/v1/track", json={"event": "x"}, auth=("lyw_nope", ""), timeout=HTTP_TIMEOUT_S
     )
+    assert unknown.status_code == 401
 
 
 @pytest.mark.slow
@@ -572,6 +582,7 @@ def test_dashboard_tiles_read_the_project_s_own_marts(warehouse: Warehouse, api:
     tiles = httpx.get(
         f"{api}/v1/dashboard/tiles?from={EVENT_DAYS[0]}&to={EVENT_DAYS[-1]}",
         headers=_bearer(warehouse.keys[warehouse.a]["secret"]),
+        timeout=HTTP_TIMEOUT_S,
     )
     assert tiles.status_code == 200, tiles.text
     by_key = {t["key"]: t for t in tiles.json()["tiles"]}

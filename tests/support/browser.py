@@ -27,12 +27,14 @@ from typing import Any
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
+from tests.support.wait import wait_until
+
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome-stable", "google-chrome")
 INSTALL_HINT = (
     "no Chromium found: install Debian's `chromium` package (`make browser`, i.e. "
     "`apt-get install -y chromium`) or point LYTICS_CHROMIUM at a Chrome/Chromium binary"
 )
-START_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 120.0
 
 
 def find_chromium() -> str:
@@ -71,7 +73,7 @@ class DevTools:
             self.events.append(message)
         return message
 
-    def call(self, method: str, timeout: float = 30.0, **params: Any) -> dict[str, Any]:
+    def call(self, method: str, timeout: float = 60.0, **params: Any) -> dict[str, Any]:
         self._next_id += 1
         request: dict[str, Any] = {"id": self._next_id, "method": method, "params": params}
         if self.session is not None:
@@ -87,7 +89,7 @@ class DevTools:
                 return result
         raise DevToolsError(f"{method}: no answer within {timeout} s")
 
-    def wait_for(self, method: str, since: int, timeout: float = 30.0) -> dict[str, Any]:
+    def wait_for(self, method: str, since: int, timeout: float = 60.0) -> dict[str, Any]:
         """The first `method` event at or after index `since` of `events`."""
         deadline = time.monotonic() + timeout
         while True:
@@ -99,7 +101,7 @@ class DevTools:
                 raise DevToolsError(f"no {method} within {timeout} s")
             self._receive(left)
 
-    def settle(self, quiet: float = 0.5, limit: float = 5.0) -> None:
+    def settle(self, quiet: float = 1.0, limit: float = 15.0) -> None:
         """Keep reading until nothing arrives for `quiet` s, so late requests are seen too."""
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline and self._receive(quiet) is not None:
@@ -174,14 +176,15 @@ def _summarize(events: list[dict[str, Any]], url: str) -> PageLoad:
 def _devtools_port(profile: Path, process: subprocess.Popen[bytes], log: Path) -> int:
     # Chromium writes the port it picked for --remote-debugging-port=0 into this file.
     active = profile / "DevToolsActivePort"
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
+
+    def port() -> int | None:
         if process.poll() is not None:
             raise DevToolsError(f"Chromium exited with {process.returncode}: {log.read_text()}")
         with contextlib.suppress(FileNotFoundError, ValueError, IndexError):
             return int(active.read_text().splitlines()[0])
-        time.sleep(0.05)
-    raise DevToolsError(f"Chromium did not open DevTools within {START_TIMEOUT_S} s")
+        return None
+
+    return wait_until(port, "Chromium's DevTools port", timeout_s=START_TIMEOUT_S)
 
 
 def live_processes(group: int) -> list[int]:

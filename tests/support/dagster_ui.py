@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +17,8 @@ from pathlib import Path
 import httpx
 
 from lytics.warehouse.urls import dbt_env
-from tests.support.http import free_port
+from tests.support.http import HTTP_TIMEOUT_S, free_port
+from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 180
@@ -83,21 +83,23 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def _wait_until_loaded(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
+    def loaded() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"dagster-webserver exited:\n{log.read_text()[-4000:]}")
         try:
-            body = httpx.post(url, json={"query": LOCATION_QUERY}, timeout=5).json()
+            body = httpx.post(url, json={"query": LOCATION_QUERY}, timeout=HTTP_TIMEOUT_S).json()
         except httpx.HTTPError:
-            time.sleep(0.5)
-            continue
+            return False
         entries = body["data"]["workspaceOrError"]["locationEntries"]
-        states = {e["name"]: e["locationOrLoadError"] for e in entries}
-        location = states.get("lytics")
-        if location and location["__typename"] == "RepositoryLocation":
-            return
+        location = {e["name"]: e["locationOrLoadError"] for e in entries}.get("lytics")
         if location and location["__typename"] == "PythonError":
             raise RuntimeError(f"code location failed to load: {location['message']}")
-        time.sleep(0.5)
-    raise RuntimeError(f"dagster-webserver not ready in {STARTUP_TIMEOUT_S}s:\n{log.read_text()}")
+        return bool(location and location["__typename"] == "RepositoryLocation")
+
+    wait_until(
+        loaded,
+        "dagster-webserver with the lytics code location loaded",
+        timeout_s=STARTUP_TIMEOUT_S,
+        interval_s=0.5,
+        detail=lambda: log.read_text()[-4000:],
+    )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -62,7 +63,12 @@ def connect_source(
 
 
 def client_for(
-    engine: Engine, source: sources.Source, *, max_wait: float = 5.0, retries: int = 3
+    engine: Engine,
+    source: sources.Source,
+    *,
+    max_wait: float = 5.0,
+    retries: int = 3,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> GitHubClient:
     options = ClientOptions(
         per_page=PER_PAGE, request_interval=0, max_wait_seconds=max_wait, retries=retries
@@ -73,6 +79,7 @@ def client_for(
         source.token(sources.cipher(TEST_SECRET)),
         etags=DatabaseEtags(engine.begin, source.id),
         options=options,
+        sleep=sleep,
     )
 
 
@@ -85,10 +92,12 @@ def sync_once(
     reserve: int = 10,
     max_wait: float = 5.0,
     retries: int = 3,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> SyncReport:
+    """One sync run; `sleep` is how the client waits before a retry (to record its waits)."""
     with engine.connect() as conn:
         source = sources.get_source(conn, source.id)
-    client = client_for(engine, source, max_wait=max_wait, retries=retries)
+    client = client_for(engine, source, max_wait=max_wait, retries=retries, sleep=sleep)
     try:
         return Sync(
             engine.begin,

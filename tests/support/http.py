@@ -5,11 +5,15 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
+
+from tests.support.wait import wait_until
+
+# Every HTTP call a test makes: httpx's default (5 s) is too short on a busy machine.
+HTTP_TIMEOUT_S = 60.0
 
 
 def free_port() -> int:
@@ -38,11 +42,13 @@ def serve(app: Any, port: int | None = None) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
+
+    def started() -> bool:
+        if not server.started and not thread.is_alive():
+            raise RuntimeError("uvicorn exited before it started serving")
+        return bool(server.started)
+
+    wait_until(started, f"uvicorn serving on port {port}", interval_s=0.01)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -14,7 +14,7 @@ from lytics import api_keys
 from lytics.projects import create_project
 from lytics.settings import Settings
 from lytics_ingest_api.app import create_app
-from tests.support.http import serve
+from tests.support.http import HTTP_TIMEOUT_S, serve
 
 
 @dataclass
@@ -27,10 +27,10 @@ class Ingest:
 
     def post(self, path: str, **kwargs: Any) -> httpx.Response:
         kwargs.setdefault("auth", (self.write_key, ""))
-        return httpx.post(f"{self.base}{path}", timeout=30, **kwargs)
+        return httpx.post(f"{self.base}{path}", timeout=HTTP_TIMEOUT_S, **kwargs)
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
-        return httpx.get(f"{self.base}{path}", timeout=30, **kwargs)
+        return httpx.get(f"{self.base}{path}", timeout=HTTP_TIMEOUT_S, **kwargs)
 
     def bearer(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.secret_key}"}
