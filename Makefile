@@ -9,7 +9,7 @@ UV := $(TOOLS)/bin/uv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-fast browser lint fmt typecheck lock bench clean help
+.PHONY: dev test test-fast browser promtool lint fmt typecheck lock bench clean help
 
 help:
 	@echo "make dev        start Postgres (embedded unless DATABASE_URL), ingest API and Dagster"
@@ -34,10 +34,10 @@ $(STAMP): requirements.lock pyproject.toml | $(UV)
 dev: $(STAMP)
 	$(BIN)/lytics dev
 
-test: $(STAMP) lint browser
+test: $(STAMP) lint browser promtool
 	$(BIN)/pytest
 
-test-fast: $(STAMP) browser
+test-fast: $(STAMP) browser promtool
 	$(BIN)/pytest -m "not slow and not e2e"
 
 # tests/test_digests_browser.py renders the digest in headless Chromium and fails, not skips,
@@ -45,6 +45,12 @@ test-fast: $(STAMP) browser
 browser:
 	@command -v chromium >/dev/null || ! command -v apt-get >/dev/null || \
 		apt-get install -y chromium || sudo apt-get install -y chromium
+
+# tests/test_deploy_files.py checks the alert rules with Prometheus's own promtool.
+promtool:
+	@command -v promtool >/dev/null || ! command -v apt-get >/dev/null || \
+		apt-get install -y --no-install-recommends prometheus || \
+		sudo apt-get install -y --no-install-recommends prometheus
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
