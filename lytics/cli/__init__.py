@@ -15,6 +15,7 @@ from lytics.cli.github import github
 from lytics.cli.keys import keys
 from lytics.cli.metrics import metrics
 from lytics.cli.projects import projects
+from lytics.cli.retention import retention
 from lytics.cli.webhooks import webhooks
 
 # Command modules import their heavy dependencies (SQLAlchemy, Alembic, pydantic)
@@ -41,6 +42,7 @@ cli.add_command(github)
 cli.add_command(digests)
 cli.add_command(exports)
 cli.add_command(metrics)
+cli.add_command(retention)
 
 
 def _exit_code_for(exc: Exception) -> int | None:
