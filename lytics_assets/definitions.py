@@ -40,6 +40,7 @@ def defs() -> dg.Definitions:
     from lytics_assets.exports import definitions as exports
     from lytics_assets.github import definitions as github
     from lytics_assets.metrics import definitions as metrics
+    from lytics_assets.privacy import definitions as privacy
     from lytics_assets.retention import definitions as retention
 
     shared = dg.Definitions(
@@ -54,4 +55,5 @@ def defs() -> dg.Definitions:
         digests.build(),
         exports.build(),
         retention.build(),
+        privacy.build(),
     )
