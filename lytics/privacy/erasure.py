@@ -47,7 +47,8 @@ DELETE_DELIVERIES = text(
     """
     DELETE FROM raw.webhook_deliveries
     WHERE project_id = :project_id
-      AND jsonb_path_exists(payload, '$.** ? (@ == $email)', jsonb_build_object('email', CAST(:email AS text)))
+      AND jsonb_path_exists(payload, '$.** ? (@ == $email)',
+                            jsonb_build_object('email', CAST(:email AS text)))
     RETURNING (received_at AT TIME ZONE 'UTC')::date AS day
     """
 )
@@ -152,7 +153,7 @@ def erase(engine: Engine, request_id: int, run_id: str) -> Erasure:
             ):
                 days.add(row.event_date)
                 removed["analytics.int_events"] += 1
-        frequencies = set(
+        frequencies: set[str] = set(
             conn.execute(EXPORT_FREQUENCIES, {"project_id": request.project_id}).scalars()
         )
         erasure = Erasure(person, dict(removed), sorted(days), _windows(received, frequencies))
