@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -175,9 +174,7 @@ def _status(engine: Engine, request_id: int) -> str:
 
 
 @pytest.fixture
-def world(
-    pipeline: Pipeline, engine: Engine, database_url: str, s3_endpoint: str
-) -> Iterator[World]:
+def world(pipeline: Pipeline, engine: Engine, database_url: str, s3_endpoint: str) -> World:
     project_id, _, _ = new_project(engine, "shop")
     other_id, _, _ = new_project(engine, "other")
     _insert(engine, project_id, PERSON_EVENTS, "person")
@@ -223,7 +220,7 @@ def world(
             asset_selection=[dg.AssetKey(["exports", "events_hourly"])],
         ),
     )
-    yield world
+    return world
 
 
 def _count(engine: Engine, sql: str, **params: Any) -> int:
@@ -232,6 +229,7 @@ def _count(engine: Engine, sql: str, **params: Any) -> int:
 
 
 def test_a_person_is_removed_from_raw_marts_and_exports_and_only_counts_remain(
+    *,
     world: World,
     engine: Engine,
     database_url: str,
@@ -360,6 +358,7 @@ def test_a_person_is_removed_from_raw_marts_and_exports_and_only_counts_remain(
     ],
 )
 def test_a_malformed_request_is_refused_and_nothing_is_recorded(
+    *,
     engine: Engine,
     database_url: str,
     monkeypatch: pytest.MonkeyPatch,
