@@ -9,7 +9,7 @@ UV := $(TOOLS)/bin/uv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-fast browser lint fmt typecheck lock bench clean help
+.PHONY: dev test test-fast browser promtool lint fmt typecheck lock bench clean help
 
 # Every target carries a `## what it does` comment; `make help` lists them all.
 help: ## list the targets
@@ -28,10 +28,10 @@ $(STAMP): requirements.lock pyproject.toml | $(UV)
 dev: $(STAMP) ## start Postgres (embedded unless DATABASE_URL), the ingest API and Dagster
 	$(BIN)/lytics dev
 
-test: $(STAMP) lint browser ## lint, type-check and run the whole test suite
+test: $(STAMP) lint browser promtool ## lint, type-check and run the whole test suite
 	$(BIN)/pytest
 
-test-fast: $(STAMP) browser ## the suite without slow and end-to-end tests
+test-fast: $(STAMP) browser promtool ## the suite without slow and end-to-end tests
 	$(BIN)/pytest -m "not slow and not e2e"
 
 # tests/test_digests_browser.py renders the digest in headless Chromium and fails, not skips,
@@ -39,6 +39,12 @@ test-fast: $(STAMP) browser ## the suite without slow and end-to-end tests
 browser: ## install headless Chromium (Debian) for the digest rendering test
 	@command -v chromium >/dev/null || ! command -v apt-get >/dev/null || \
 		apt-get install -y chromium || sudo apt-get install -y chromium
+
+# tests/test_deploy_files.py checks the alert rules with Prometheus's own promtool.
+promtool: ## install Prometheus's promtool (Debian's prometheus package) for the rule checks
+	@command -v promtool >/dev/null || ! command -v apt-get >/dev/null || \
+		apt-get install -y --no-install-recommends prometheus || \
+		sudo apt-get install -y --no-install-recommends prometheus
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .

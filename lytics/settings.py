@@ -109,6 +109,18 @@ class Settings(BaseSettings):
     # (see `dbt_thread_count`).
     dbt_threads: int | None = Field(None, ge=1, le=64, validation_alias=_env("LYTICS_DBT_THREADS"))
 
+    # --- retention -----------------------------------------------------------------
+    # Days of raw events kept per project (a project's `raw_retention_days` setting
+    # wins); unset: kept forever. Whole UTC days older than that are removed daily.
+    raw_retention_days: int | None = Field(
+        None, ge=1, le=36_500, validation_alias=_env("LYTICS_RAW_RETENTION_DAYS")
+    )
+    # Rows removed per transaction: short transactions, so ingest and the pipeline
+    # never wait long on the delete's locks and WAL stays steady.
+    retention_batch_rows: int = Field(
+        10_000, ge=1, le=1_000_000, validation_alias=_env("LYTICS_RETENTION_BATCH_ROWS")
+    )
+
     # --- alerts --------------------------------------------------------------------
     # Failed Dagster runs are always logged; also posted here and emailed (through
     # Resend, from MAIL_FROM) when set.

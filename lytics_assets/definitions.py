@@ -40,6 +40,8 @@ def defs() -> dg.Definitions:
     from lytics_assets.exports import definitions as exports
     from lytics_assets.github import definitions as github
     from lytics_assets.metrics import definitions as metrics
+    from lytics_assets.privacy import definitions as privacy
+    from lytics_assets.retention import definitions as retention
 
     shared = dg.Definitions(
         assets=RAW_TABLES,
@@ -47,5 +49,11 @@ def defs() -> dg.Definitions:
         resources={"warehouse": WarehouseResource(database_url=dg.EnvVar("DATABASE_URL"))},
     )
     return dg.Definitions.merge(
-        shared, metrics.build(), github.build(), digests.build(), exports.build()
+        shared,
+        metrics.build(),
+        github.build(),
+        digests.build(),
+        exports.build(),
+        retention.build(),
+        privacy.build(),
     )

@@ -119,12 +119,29 @@
 {%- endmacro %}
 
 {#
+  True for a row of a project from before its retention horizon: retention
+  (lytics.retention) removed that project's raw events before `retained_from`, so
+  those rows can no longer be rebuilt from raw and are kept as they are.
+#}
+{% macro before_horizon(project_column, time_column) -%}
+  exists (select 1 from {{ source('app', 'raw_horizons') }} as horizon
+          where horizon.project_id = {{ project_column }}
+            and {{ time_column }} < horizon.retained_from)
+{%- endmacro %}
+
+{#
   Pre-hook of every incremental model: a window rebuild first deletes the window's
   rows (in the model's transaction), so a day that lost rows in raw loses them here
   too; the model then inserts the window again. The day column is `meta.day_column`.
+  A model loaded straight from raw (`meta.raw_time_column`) keeps its rows from
+  before the retention horizon: raw no longer has them to load again.
 #}
 {% macro delete_window() -%}
   {%- if execute and is_incremental() and refresh_mode() == 'window' -%}
-    delete from {{ this }} where {{ in_window(config.get('meta', {}).get('day_column')) }}
+    {%- set meta = config.get('meta', {}) -%}
+    delete from {{ this }} as target where {{ in_window(meta.get('day_column')) }}
+    {%- if meta.get('raw_time_column') %}
+      and not {{ before_horizon('target.project_id', 'target.' ~ meta.get('raw_time_column')) }}
+    {%- endif -%}
   {%- endif -%}
 {%- endmacro %}

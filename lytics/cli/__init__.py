@@ -14,7 +14,9 @@ from lytics.cli.exports import exports
 from lytics.cli.github import github
 from lytics.cli.keys import keys
 from lytics.cli.metrics import metrics
+from lytics.cli.privacy import privacy
 from lytics.cli.projects import projects
+from lytics.cli.retention import retention
 from lytics.cli.webhooks import webhooks
 
 # Command modules import their heavy dependencies (SQLAlchemy, Alembic, pydantic)
@@ -41,6 +43,8 @@ cli.add_command(github)
 cli.add_command(digests)
 cli.add_command(exports)
 cli.add_command(metrics)
+cli.add_command(retention)
+cli.add_command(privacy)
 
 
 def _exit_code_for(exc: Exception) -> int | None:

@@ -1,7 +1,7 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
-    meta={'day_column': 'event_date'},
+    meta={'day_column': 'event_date', 'raw_time_column': 'event_at'},
     indexes=[
         {'columns': ['event_id'], 'unique': true},
         {'columns': ['loaded_at']},
@@ -46,6 +46,9 @@ select
 from {{ ref('stg_events') }} as e
 -- Events of projects that no longer exist stay in raw only (tested on daily_visitors).
 where e.project_id in (select project_id from {{ ref('stg_projects') }})
+-- Days before a project's retention horizon are closed: the rows loaded then stay, and
+-- an event for such a day arriving now is left for retention to remove.
+and not {{ before_horizon('e.project_id', 'e.event_at') }}
 {% if is_incremental() %}
 and (
     e.received_at >= {{ newest('received_at') }} - interval '{{ var("late_commit_minutes") | int }} minutes'

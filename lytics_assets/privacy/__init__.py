@@ -1,0 +1,1 @@
+"""Deleting a person's data (group `privacy`)."""

@@ -1,0 +1,1 @@
+"""Raw-data retention (group `operations`)."""
