@@ -31,6 +31,7 @@ from lytics_ingest_api.routes import (
     exports,
     github,
     metrics_ingest,
+    privacy,
     prometheus,
     reads,
     replay,
@@ -59,6 +60,7 @@ SECRET_KEY_HANDLERS: list[Any] = [
     *digest.ROUTES,
     *email_events.ROUTES,
     *exports.ROUTES,
+    *privacy.ROUTES,
 ]
 
 

@@ -97,6 +97,9 @@ def problem(exc: Exception, method: str, path: str) -> tuple[int, ErrorBody, dic
         log.warning("database unavailable: %s", type(exc).__name__)
         unavailable = StoreUnavailableError()
         return unavailable.status, unavailable.body(), unavailable.headers
+    if isinstance(exc, UnicodeDecodeError):
+        # A body Litestar decodes for a handler (msgspec) that is not UTF-8: the client's bytes.
+        return 400, ErrorBody("invalid", "the body is not valid UTF-8", "body"), {}
     if isinstance(exc, DataError):
         # Input that passed validation but that Postgres refuses: the client's data, not our outage.
         log.warning("database refused input: %s", type(exc).__name__)

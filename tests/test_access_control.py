@@ -112,9 +112,11 @@ def test_reader_sees_only_the_project_it_is_scoped_to(
             reader.execute(INSERT_EVENT, (a, "a2"))
 
 
-def test_pipeline_reads_raw_but_never_writes_it(
+def test_pipeline_reads_raw_and_only_removes_from_it(
     database_url: str, two_projects: tuple[int, int]
 ) -> None:
+    """Raw's two documented exceptions (retention, deletion requests) delete; nothing
+    downstream ever adds or changes a raw row."""
     with _as(database_url, "lytics_pipeline") as pipeline:
         assert pipeline.execute("SELECT count(*) FROM app.projects").fetchone() == (2,)
         pipeline.execute(
@@ -122,8 +124,11 @@ def test_pipeline_reads_raw_but_never_writes_it(
         )
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             pipeline.execute(INSERT_EVENT, (1, "p1"))
+        for table in ("events", "webhook_deliveries", "replay_sessions", "metrics"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                pipeline.execute(f"UPDATE raw.{table} SET project_id = project_id")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            pipeline.execute("DELETE FROM raw.events")
+            pipeline.execute("DELETE FROM raw.metrics")
 
 
 def test_every_table_has_row_level_security_enabled(engine: Engine) -> None:

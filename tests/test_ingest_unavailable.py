@@ -68,6 +68,7 @@ CASES: list[tuple[str, str, str, Any, dict[str, str]]] = [
         None,
         SECRET_KEY,
     ),
+    ("POST", "/v1/privacy/deletions", "/v1/privacy/deletions", {"userIds": ["u"]}, SECRET_KEY),
 ]
 # Routes that take writes on GET too: the pixel.
 WRITING_GETS = {"/collect"}

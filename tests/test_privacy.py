@@ -32,7 +32,7 @@ from lytics_assets.resources import WarehouseResource
 from tests.support import TEST_SECRET
 from tests.support.cli import invoke
 from tests.support.exports import CREDENTIALS, list_keys, new_bucket, s3_client
-from tests.support.ingest import new_project
+from tests.support.ingest import Ingest, new_project
 from tests.support.pipeline import Pipeline, failures
 
 DAY = "2026-11-20"
@@ -354,7 +354,7 @@ def test_a_person_is_removed_from_raw_marts_and_exports_and_only_counts_remain(
     [
         ([], "at least one user id or anonymous id"),
         (["--user-id", "a\x00b"], "without NUL"),
-        (["--user-id", "x" * 501], "1-500 characters"),
+        (["--anonymous-id", "x" * 501], "anonymousIds: each must be 1-500 characters"),
     ],
 )
 def test_a_malformed_request_is_refused_and_nothing_is_recorded(
@@ -372,3 +372,83 @@ def test_a_malformed_request_is_refused_and_nothing_is_recorded(
     assert refused.code == 1
     assert message in refused.err
     assert _count(engine, "SELECT count(*) FROM app.deletion_requests") == 0
+
+
+# --- the same through the read API ---------------------------------------------------------
+
+
+def test_the_api_files_a_request_once_and_reports_it(api: Ingest) -> None:
+    body = {"userIds": ["u1"], "emails": ["p@example.com"]}
+    filed = api.post("/v1/privacy/deletions", json=body, headers=api.bearer(), auth=None)
+    assert filed.status_code == 202, filed.text
+    answer = filed.json()
+    assert answer["status"] == "pending"
+    # The same person again while the first is open: the same request, not a second one.
+    again = api.post("/v1/privacy/deletions", json=body, headers=api.bearer(), auth=None)
+    assert again.status_code == 202
+    assert again.json()["id"] == answer["id"]
+    assert _count(api.engine, "SELECT count(*) FROM app.deletion_requests") == 1
+
+    state = api.get(f"/v1/privacy/deletions/{answer['id']}", headers=api.bearer())
+    assert state.status_code == 200
+    assert state.json()["status"] == "pending"
+    assert state.json()["removed"] == {}
+
+
+def test_a_key_sees_and_files_for_its_own_project_only(api: Ingest) -> None:
+    _, _, other_secret = new_project(api.engine, "other")
+    filed = api.post(
+        "/v1/privacy/deletions", json={"anonymousIds": ["a1"]}, headers=api.bearer(), auth=None
+    )
+    request_id = filed.json()["id"]
+    hidden = api.get(f"/v1/privacy/deletions/{request_id}", headers=api.bearer(other_secret))
+    assert hidden.status_code == 404
+    assert hidden.json()["error"] == "not_found"
+    assert api.get("/v1/privacy/deletions/999999", headers=api.bearer()).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [({}, 401), ({"Authorization": "Bearer lys_not-a-key"}, 401)],
+)
+def test_the_api_wants_a_secret_key(api: Ingest, headers: dict[str, str], status: int) -> None:
+    answer = api.post("/v1/privacy/deletions", json={"userIds": ["u1"]}, headers=headers, auth=None)
+    assert answer.status_code == status
+    written = api.post(
+        "/v1/privacy/deletions",
+        json={"userIds": ["u1"]},
+        headers=api.bearer(api.write_key),
+        auth=None,
+    )
+    assert written.status_code == 401
+    assert _count(api.engine, "SELECT count(*) FROM app.deletion_requests") == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"{}", "userIds"),
+        (b'{"userIds": []}', "userIds"),
+        (b'{"userIds": ["u1"], "name": "x"}', None),
+        (b'{"userIds": ["a\\u0000b"]}', "userIds"),
+        (b'{"userIds": [""]}', None),
+        (json.dumps({"userIds": ["x" * 501]}).encode(), None),
+        (json.dumps({"userIds": [f"u{n}" for n in range(101)]}).encode(), None),
+        (b'{"userIds": "u1"}', None),
+        (b"not json", None),
+        (b'{"userIds": ["\xff\xfe"]}', None),
+    ],
+)
+def test_malformed_requests_are_400_and_nothing_is_filed(
+    api: Ingest, body: bytes, field: str | None
+) -> None:
+    answer = api.post(
+        "/v1/privacy/deletions",
+        content=body,
+        headers={**api.bearer(), "Content-Type": "application/json"},
+        auth=None,
+    )
+    assert answer.status_code == 400, answer.text
+    if field is not None:
+        assert answer.json()["field"] == field
+    assert _count(api.engine, "SELECT count(*) FROM app.deletion_requests") == 0

@@ -13,6 +13,7 @@ from lytics.projects import get_project
 from lytics.warehouse.privacy_tables import deletion_requests
 
 MAX_IDENTITIES = 100
+MAX_IDENTITY_LENGTH = 500
 OPEN = ("pending", "erasing", "erased", "rebuilding")
 
 
@@ -35,12 +36,34 @@ class DeletionRequest:
     finished_at: datetime | None
 
 
-def _clean(values: list[str] | None, what: str) -> list[str]:
+class IdentityError(DeletionRequestError):
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _clean(values: list[str] | None, field: str) -> list[str]:
     cleaned = sorted({v.strip() for v in values or [] if v and v.strip()})
     for value in cleaned:
-        if len(value) > 500 or "\x00" in value:
-            raise DeletionRequestError(f"{what} must be 1-500 characters without NUL")
+        if len(value) > MAX_IDENTITY_LENGTH or "\x00" in value:
+            raise IdentityError(
+                f"{field}: each must be 1-{MAX_IDENTITY_LENGTH} characters without NUL", field
+            )
     return cleaned
+
+
+def named_person(
+    user_ids: list[str] | None, anonymous_ids: list[str] | None, emails: list[str] | None
+) -> Person:
+    """The person a request names, cleaned and checked (the CLI and the API alike)."""
+    users = _clean(user_ids, "userIds")
+    anonymous = _clean(anonymous_ids, "anonymousIds")
+    mails = _clean(emails, "emails")
+    if not users and not anonymous:
+        raise IdentityError("name the person: at least one user id or anonymous id", "userIds")
+    if len(users) + len(anonymous) + len(mails) > MAX_IDENTITIES:
+        raise IdentityError(f"at most {MAX_IDENTITIES} identities per request", "userIds")
+    return Person(frozenset(users), frozenset(anonymous), frozenset(mails))
 
 
 def create_request(
@@ -52,21 +75,15 @@ def create_request(
     emails: list[str] | None = None,
     requested_by: str,
 ) -> DeletionRequest:
-    users = _clean(user_ids, "user ids")
-    anonymous = _clean(anonymous_ids, "anonymous ids")
-    mails = _clean(emails, "emails")
-    if not users and not anonymous:
-        raise DeletionRequestError("name the person: at least one user id or anonymous id")
-    if len(users) + len(anonymous) + len(mails) > MAX_IDENTITIES:
-        raise DeletionRequestError(f"at most {MAX_IDENTITIES} identities per request")
+    person = named_person(user_ids, anonymous_ids, emails)
     project = get_project(conn, project_slug)
     row = conn.execute(
         insert(deletion_requests)
         .values(
             project_id=project.id,
-            user_ids=users,
-            anonymous_ids=anonymous,
-            emails=mails,
+            user_ids=sorted(person.user_ids),
+            anonymous_ids=sorted(person.anonymous_ids),
+            emails=sorted(person.emails),
             requested_by=requested_by,
         )
         .returning(*deletion_requests.c)

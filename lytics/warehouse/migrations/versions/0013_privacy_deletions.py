@@ -22,6 +22,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 RAW_WITH_PEOPLE = ("webhook_deliveries", "replay_sessions", "replay_events")
+READER_PROJECT = "project_id = nullif(current_setting('lytics.project_id', true), '')::bigint"
 
 CREATE = """
 CREATE TABLE app.deletion_requests (
@@ -70,6 +71,16 @@ def upgrade() -> None:
             f"CREATE POLICY pipeline_write ON {table} FOR ALL TO lytics_pipeline "
             "USING (true) WITH CHECK (true)"
         )
+    # The read API files and follows requests for the secret key's own project only.
+    op.execute("GRANT SELECT, INSERT ON app.deletion_requests TO lytics_reader")
+    op.execute(
+        "CREATE POLICY reader_own_project ON app.deletion_requests FOR SELECT TO lytics_reader "
+        f"USING ({READER_PROJECT})"
+    )
+    op.execute(
+        "CREATE POLICY reader_request ON app.deletion_requests FOR INSERT TO lytics_reader "
+        f"WITH CHECK ({READER_PROJECT} AND status = 'pending')"
+    )
     op.execute("GRANT SELECT ON app.identity_suppressions TO lytics_ingest")
     op.execute(
         "CREATE POLICY ingest_read ON app.identity_suppressions FOR SELECT TO lytics_ingest "
