@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import get, post
+from litestar.params import FromPath, JSONBody
 
 from lytics.privacy.requests import MAX_IDENTITIES, MAX_IDENTITY_LENGTH, IdentityError, named_person
 from lytics_ingest_api.errors import ApiError, bad_request
@@ -75,7 +76,7 @@ FROM app.deletion_requests WHERE id = %(id)s
     responses=responses(DeletionRequested, *SECRET_ERRORS, status=202),
 )
 async def request_deletion(
-    data: DeletionBody, principal: KeyPrincipal, reader: Reader
+    data: JSONBody[DeletionBody], principal: KeyPrincipal, reader: Reader
 ) -> DeletionRequested:
     try:
         person = named_person(data.userIds, data.anonymousIds, data.emails)
@@ -104,7 +105,7 @@ async def request_deletion(
     summary="Where a deletion request stands, and what it removed (counts only)",
     responses=responses(DeletionState, *SECRET_ERRORS, 404),
 )
-async def deletion_state(request_id: int, reader: Reader) -> DeletionState:
+async def deletion_state(request_id: FromPath[int], reader: Reader) -> DeletionState:
     rows = await reader.rows(STATE, {"id": request_id})
     if not rows:
         raise ApiError(404, "not_found", f"no deletion request {request_id}", field="request_id")
