@@ -320,6 +320,8 @@ events = Table(
         "type IN ('track', 'page', 'screen', 'identify', 'group', 'alias')", name="type"
     ),
     Index(None, "project_id", "timestamp"),
+    # The read API's newest-first order and its cursor (migration 0010).
+    Index(None, "project_id", "received_at", "id"),
     # Exports and sensors window by arrival time; BRIN stays tiny on append-only data.
     Index("ix_events_received_at_brin", "received_at", postgresql_using="brin"),
     schema="raw",
@@ -356,9 +358,44 @@ webhook_deliveries = Table(
     Column("payload", JSONB),  # the parsed body, when it is JSON
     _received_at(),
     UniqueConstraint("project_id", "provider", "delivery_id"),
-    Index(None, "project_id", "provider", "received_at"),
+    # The read API's newest-first order, overall, per source and per sender (0010).
+    Index(None, "project_id", "received_at", "id"),
+    Index(None, "project_id", "provider", "received_at", "id"),
+    Index(None, "project_id", "sender", "received_at", "id"),
+    # Text search over the payload's values (GET /v1/messages?q=).
+    Index(
+        "ix_webhook_deliveries_search",
+        text("raw.webhook_search_document(payload)"),
+        postgresql_using="gin",
+    ),
     Index("ix_webhook_deliveries_received_at_brin", "received_at", postgresql_using="brin"),
     schema="raw",
+)
+
+# Deliveries counted per source and per sender, kept by triggers on raw.webhook_deliveries
+# in the writing transaction (migration 0010): GET /v1/stats reads these, not every row.
+webhook_source_counts = Table(
+    "webhook_source_counts",
+    metadata,
+    Column("project_id", BigInteger, primary_key=True),
+    Column("provider", Text, primary_key=True),
+    Column("messages", BigInteger, nullable=False),
+    schema="raw",
+)
+
+webhook_sender_counts = Table(
+    "webhook_sender_counts",
+    metadata,
+    Column("project_id", BigInteger, primary_key=True),
+    Column("sender", Text, primary_key=True),
+    Column("messages", BigInteger, nullable=False),
+    schema="raw",
+)
+Index(
+    "ix_webhook_sender_counts_project_id_messages_sender",
+    webhook_sender_counts.c.project_id,
+    webhook_sender_counts.c.messages.desc(),
+    webhook_sender_counts.c.sender,
 )
 
 replay_sessions = Table(
