@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     writer_concurrency: int = Field(
         3, ge=1, le=32, validation_alias=_env("LYTICS_WRITER_CONCURRENCY")
     )
+    # The longest any read API statement may run (SET LOCAL statement_timeout in each
+    # reader transaction): a costly read is cancelled with a 503 before it can starve
+    # ingest of the database. Reads are built to answer in tens of milliseconds.
+    reader_statement_timeout_ms: int = Field(
+        3000, ge=1, le=600_000, validation_alias=_env("LYTICS_READER_STATEMENT_TIMEOUT_MS")
+    )
 
     # --- metrics (dbt) -------------------------------------------------------------
     # The first day the daily metric partitions cover; earlier events are not modelled.
