@@ -68,8 +68,8 @@ ORDER BY received_at DESC, id DESC
 # delivery: exact, and as cheap for 500k deliveries as for 5. First and last are the
 # ends of the newest-first index.
 STATS = """
-SELECT (SELECT coalesce(sum(messages), 0)::bigint FROM raw.webhook_source_counts) AS total,
-       (SELECT count(*) FROM raw.webhook_sender_counts) AS unique_senders,
+SELECT coalesce((SELECT messages FROM raw.webhook_totals), 0) AS total,
+       coalesce((SELECT senders FROM raw.webhook_totals), 0) AS unique_senders,
        (SELECT min(received_at) FROM raw.webhook_deliveries) AS first_received_at,
        (SELECT max(received_at) FROM raw.webhook_deliveries) AS last_received_at
 """
