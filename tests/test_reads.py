@@ -4,7 +4,9 @@ page with a cursor, search and stats are exact, and a slow read is cancelled, no
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from lytics.settings import Settings
+from lytics.warehouse import migrate
 from lytics.warehouse.urls import libpq_dsn
 from lytics_ingest_api.routes import reads
 from tests.support.ingest import Ingest, new_project, served_ingest
@@ -450,3 +453,68 @@ def test_lists_are_read_from_an_index_not_a_scan(settings: Settings, engine: Eng
                 # Unfiltered: the first rows of the index are the answer, nothing to sort.
                 assert f"Index Scan Backward using ix_{table}_project_id_received_at_id" in plan
                 assert "Sort" not in plan, (n, plan)
+
+
+def test_upgrading_counts_and_indexes_what_was_stored_before(
+    settings: Settings, engine: Engine, database_url: str
+) -> None:
+    """Migration 0010 on a database that already holds deliveries: counted and searchable."""
+    migrate.downgrade(database_url, "0009")
+    project_id, _, secret = new_project(engine, "before")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO raw.webhook_deliveries (project_id, provider, delivery_id, sender,"
+                " headers, body, payload, received_at)"
+                " SELECT :p, CASE WHEN g % 2 = 0 THEN 'resend' ELSE 'github' END, 'd' || g,"
+                " 's' || g % 7, '{}', '\\x', jsonb_build_object('subject', 'Invoice ' || g),"
+                " :at + g * interval '1 second' FROM generate_series(1, 50) g"
+            ),
+            {"p": project_id, "at": AT},
+        )
+    migrate.upgrade(database_url)
+    with served_ingest(settings, engine) as api:
+        stats = _stats(api, secret)
+        assert stats == _stats_from_raw(api, project_id)
+        assert stats["total"] == 50
+        assert stats["senders"] == 7
+        found = api.get("/v1/messages?q=invoice 17", headers=api.bearer(secret)).json()["data"]
+        assert [m["delivery_id"] for m in found] == ["d17"]
+
+
+def test_a_new_sender_stored_by_two_transactions_at_once_counts_once(
+    settings: Settings, engine: Engine
+) -> None:
+    project_id, _, _ = new_project(engine, "race")
+    insert = (
+        "INSERT INTO raw.webhook_deliveries (project_id, provider, delivery_id, sender, headers,"
+        " body) VALUES (%s, 'resend', %s, 'new@example.com', '{}', '\\x')"
+    )
+    dsn = libpq_dsn(settings.require_database_url())
+    with psycopg.connect(dsn) as first, psycopg.connect(dsn) as second:
+        first.execute(insert, (project_id, "a"))  # its sender row exists, uncommitted
+        pid = second.info.backend_pid
+        with ThreadPoolExecutor(1) as pool:
+            later = pool.submit(
+                lambda: (second.execute(insert, (project_id, "b")), second.commit())
+            )
+            # The second transaction waits on the first's new sender row.
+            deadline = time.monotonic() + 30
+            while not first.execute(
+                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", (pid,)
+            ).fetchone()[0]:  # type: ignore[index]
+                assert time.monotonic() < deadline, "the second insert never waited"
+                time.sleep(0.02)
+            first.commit()
+            later.result(timeout=30)
+    with engine.connect() as conn:
+        totals = conn.execute(
+            text("SELECT messages, senders FROM raw.webhook_totals WHERE project_id = :p"),
+            {"p": project_id},
+        ).one()
+        sender = conn.execute(
+            text("SELECT messages FROM raw.webhook_sender_counts WHERE project_id = :p"),
+            {"p": project_id},
+        ).scalar_one()
+    assert tuple(totals) == (2, 1)
+    assert sender == 2
