@@ -246,9 +246,13 @@ COUNTED = ("webhook_totals", "webhook_source_counts", "webhook_sender_counts")
 
 def _fill_search_words() -> None:
     """The words of the deliveries stored before the trigger, a batch per transaction."""
-    bind = op.get_bind()
-    low, high = bind.execute(sa.text("SELECT min(id), max(id) FROM raw.webhook_deliveries")).one()
-    for start in range(low or 0, (high or -1) + 1, FILL_BATCH):
+    bounds = op.get_bind().execute(
+        sa.text("SELECT coalesce(min(id), 0), coalesce(max(id), -1) FROM raw.webhook_deliveries")
+    )
+    row = bounds.one()
+    low: int = row[0]
+    high: int = row[1]
+    for start in range(low, high + 1, FILL_BATCH):
         op.execute(
             "UPDATE raw.webhook_deliveries SET search_words = raw.webhook_search_document(payload)"
             f" WHERE id >= {start} AND id < {start + FILL_BATCH} AND search_words IS NULL"
