@@ -16,9 +16,11 @@ database on the server of LYTICS_BENCH_DATABASE_URL, dropped at the end):
    this size takes many minutes; bench_refresh.py measures that).
 3. Before: the read queries as the API ran them before migration 0010, as the reader
    scoped to the project, `--before-calls` (3) times each.
-4. Ingest cost of the new raw.events index: `--ingest-rows` (100,000) events COPYed in
-   chunks of 500 rows, one commit each (the writer's shape), before and after.
-5. `alembic upgrade head`, timed (the indexes are built CONCURRENTLY on the loaded tables).
+4. `alembic upgrade head`, timed (the indexes are built CONCURRENTLY on the loaded tables).
+5. What the new raw.events index costs ingest: two copies of raw.events holding the same
+   `--ingest-prefill` (1,000,000) rows, one without that index, receive `--ingest-rows`
+   (20,000) events each in chunks of 500 rows, one commit per chunk (the writer's
+   shape), alternately for `--ingest-rounds` (5) rounds; rows/s of each.
 6. The API served as in production (`python -m lytics_ingest_api`), a secret key, and each
    read endpoint called `--calls` (50) times after 3 warm-up calls, one at a time: median
    and max of the client-side latency, against 50 ms (PASS/MISS on the median and on the
@@ -296,8 +298,8 @@ def before(url: str, project: int, calls: int) -> dict[str, Figures]:
     return out
 
 
-def ingest_rate(url: str, project: int, rows: int) -> float:
-    """Events per second COPYed into raw.events, 500 rows and one commit at a time."""
+def ingest_rate(url: str, project: int, rows: int, table: str) -> float:
+    """Events per second COPYed into `table`, 500 rows and one commit at a time."""
     run = uuid.uuid4().hex[:8]
     payload = json.dumps({"type": "track", "event": "Bench", "properties": {"path": "/"}})
     with psycopg.connect(libpq_dsn(url)) as conn:
@@ -311,12 +313,47 @@ def ingest_rate(url: str, project: int, rows: int) -> float:
                     f"{payload}\n"
                 )
             with conn.cursor().copy(
-                "COPY raw.events (project_id, message_id, type, event, anonymous_id,"
+                f"COPY {table} (project_id, message_id, type, event, anonymous_id,"
                 " timestamp, received_at, path, source, payload) FROM STDIN"
             ) as copy:
                 copy.write(buffer.getvalue())
             conn.commit()
         return rows / (time.perf_counter() - started)
+
+
+def index_cost(url: str, project: int, args: argparse.Namespace) -> str:
+    """What the read index costs ingest: two copies of raw.events holding the same rows,
+    one without the index, COPYed into alternately (the machine's load drifts)."""
+    copies = {"without": "public.events_without", "with": "public.events_with"}
+    with psycopg.connect(libpq_dsn(url), autocommit=True) as conn:
+        for table in copies.values():
+            conn.execute(f"CREATE TABLE {table} (LIKE raw.events INCLUDING ALL)")
+            conn.execute(
+                f"INSERT INTO {table} OVERRIDING SYSTEM VALUE"
+                " SELECT * FROM raw.events ORDER BY id LIMIT %s",
+                (args.ingest_prefill,),
+            )
+        (index,) = conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'"
+            " AND tablename = 'events_without' AND indexdef LIKE '%(project_id, received_at, id)'"
+        ).fetchone() or (None,)
+        conn.execute(f"DROP INDEX public.{index}")
+        conn.execute("VACUUM ANALYZE public.events_without, public.events_with")
+    seconds = dict.fromkeys(copies, 0.0)
+    for round_ in range(args.ingest_rounds):
+        for name in sorted(copies, reverse=bool(round_ % 2)):
+            rate = ingest_rate(url, project, args.ingest_rows, copies[name])
+            seconds[name] += args.ingest_rows / rate
+    with psycopg.connect(libpq_dsn(url), autocommit=True) as conn:
+        conn.execute("DROP TABLE public.events_without, public.events_with")
+    rows = args.ingest_rows * args.ingest_rounds
+    without, with_ = rows / seconds["without"], rows / seconds["with"]
+    return (
+        f"ingest cost of the read index: COPY in 500-row commits into copies of raw.events"
+        f" holding {args.ingest_prefill:,} rows, {args.ingest_rounds} alternating rounds of"
+        f" {args.ingest_rows:,}: {without:,.0f} rows/s without it, {with_:,.0f} rows/s with it"
+        f" ({(with_ / without - 1) * 100:+.1f} %)"
+    )
 
 
 def endpoints(url: str, project: int) -> dict[str, str]:
@@ -384,10 +421,6 @@ def explain(url: str, project: int, now: datetime) -> None:
     queries = {
         "tiles: visitors, 7 days": (VISITORS, week),
         "tiles: site, 7 days": (SITE, week),
-        "messages q=delivered": (
-            reads.SEARCHED_MESSAGES,
-            {**nothing, "q": "delivered", "before_id": None, "limit": 51},
-        ),
         "recent events": (reads.RECENT_EVENTS, {"before_at": None, "before_id": None, "limit": 21}),
         "stats": (reads.STATS, {}),
     }
@@ -397,6 +430,17 @@ def explain(url: str, project: int, now: datetime) -> None:
         for name, (query, params) in queries.items():
             print(f"\n-- {name}")
             plan = conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + query, params).fetchall()
+            print("\n".join(row[0] for row in plan))
+        # Inside raw.search_webhook_deliveries (its owner's view, the same values).
+        conn.execute("RESET ROLE")
+        for q in ("complained", "delivered", "invoice 1000"):
+            print(f"\n-- search q={q}, inside the function")
+            plan = conn.execute(
+                "EXPLAIN (ANALYZE, BUFFERS) SELECT * FROM raw.webhook_deliveries"
+                " WHERE project_id = %s AND search_words @@ raw.webhook_search_query(%s)"
+                " ORDER BY received_at DESC, id DESC LIMIT 51",
+                (project, q),
+            ).fetchall()
             print("\n".join(row[0] for row in plan))
 
 
@@ -426,18 +470,12 @@ def run(args: argparse.Namespace) -> None:
 
             print(f"\n== before migration 0010 (old SQL as the reader, {args.before_calls} calls)")
             report(before(url, project, args.before_calls), verdict=True)
-            ingest_rate(url, ids[3], args.ingest_rows // 10)  # warm-up, not counted
-            rate_before = ingest_rate(url, ids[3], args.ingest_rows)
 
             started = time.perf_counter()
             migrate.upgrade(url)
             print(f"\nmigration 0010 on the loaded tables: {time.perf_counter() - started:.1f} s")
-            rate_after = ingest_rate(url, ids[3], args.ingest_rows)
-            print(
-                f"ingest, COPY of 500-row chunks into raw.events ({args.ingest_rows:,} rows):"
-                f" {rate_before:,.0f} rows/s before, {rate_after:,.0f} rows/s after"
-                f" ({(rate_after / rate_before - 1) * 100:+.1f} %)"
-            )
+            if args.ingest_rounds:
+                print(index_cost(url, ids[3], args))
 
             engine = create_sync_engine(url)
             with engine.begin() as conn:
@@ -477,7 +515,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=28)
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--before-calls", type=int, default=3)
-    parser.add_argument("--ingest-rows", type=int, default=100_000)
+    parser.add_argument("--ingest-rows", type=int, default=20_000, help="per round and copy")
+    parser.add_argument("--ingest-rounds", type=int, default=5, help="0: skip")
+    parser.add_argument("--ingest-prefill", type=int, default=1_000_000)
     parser.add_argument("--explain", action="store_true", help="plans of the heavier reads")
     args = parser.parse_args()
     load_avg = ", ".join(f"{x:.2f}" for x in os.getloadavg())
