@@ -417,7 +417,6 @@ def explain(url: str, project: int, now: datetime) -> None:
     from lytics_ingest_api.routes import reads
 
     week = {"project": project, "start": now.date() - timedelta(days=6), "end": now.date()}
-    nothing = {"source": None, "sender": None, "since": None, "before_at": None}
     queries = {
         "tiles: visitors, 7 days": (VISITORS, week),
         "tiles: site, 7 days": (SITE, week),
