@@ -17,7 +17,7 @@ database on the server of LYTICS_BENCH_DATABASE_URL, dropped at the end):
 3. Before: the read queries as the API ran them before migration 0010, as the reader
    scoped to the project, `--before-calls` (3) times each.
 4. `alembic upgrade head`, timed (the indexes are built CONCURRENTLY on the loaded tables).
-5. What the new raw.events index costs ingest: two copies of raw.events holding the same
+5. (Printed last.) What the new raw.events index costs ingest: two copies of raw.events holding the same
    `--ingest-prefill` (1,000,000) rows, one without that index, receive `--ingest-rows`
    (20,000) events each in chunks of 500 rows, one commit per chunk (the writer's
    shape), alternately for `--ingest-rounds` (5) rounds; rows/s of each.
@@ -333,6 +333,10 @@ def index_cost(url: str, project: int, args: argparse.Namespace) -> str:
                 " SELECT * FROM raw.events ORDER BY id LIMIT %s",
                 (args.ingest_prefill,),
             )
+            conn.execute(
+                f"SELECT setval(pg_get_serial_sequence(%s, 'id'), (SELECT max(id) FROM {table}))",
+                (table,),
+            )
         (index,) = conn.execute(
             "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'"
             " AND tablename = 'events_without' AND indexdef LIKE '%(project_id, received_at, id)'"
@@ -473,8 +477,6 @@ def run(args: argparse.Namespace) -> None:
             started = time.perf_counter()
             migrate.upgrade(url)
             print(f"\nmigration 0010 on the loaded tables: {time.perf_counter() - started:.1f} s")
-            if args.ingest_rounds:
-                print(index_cost(url, ids[3], args))
 
             engine = create_sync_engine(url)
             with engine.begin() as conn:
@@ -502,6 +504,8 @@ def run(args: argparse.Namespace) -> None:
             report(results, verdict=True)
             if args.explain:
                 explain(url, project, now)
+            if args.ingest_rounds:
+                print(f"\n{index_cost(url, ids[3], args)}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
