@@ -17,10 +17,10 @@ database on the server of LYTICS_BENCH_DATABASE_URL, dropped at the end):
 3. Before: the read queries as the API ran them before migration 0010, as the reader
    scoped to the project, `--before-calls` (3) times each.
 4. `alembic upgrade head`, timed (the indexes are built CONCURRENTLY on the loaded tables).
-5. (Printed last.) What the new raw.events index costs ingest: two copies of raw.events
-   holding the same `--ingest-prefill` (1,000,000) rows, one without that index, receive `--ingest-rows`
-   (20,000) events each in chunks of 500 rows, one commit per chunk (the writer's
-   shape), alternately for `--ingest-rounds` (5) rounds; rows/s of each.
+5. (Printed last.) What the new raw.events index costs ingest: two copies of
+   raw.events holding the same `--ingest-prefill` (1,000,000) rows, one without that
+   index, receive `--ingest-rows` (20,000) events each in chunks of 500 rows, one commit
+   per chunk (the writer's shape), alternately for `--ingest-rounds` (5) rounds.
 6. The API served as in production (`python -m lytics_ingest_api`), a secret key, and each
    read endpoint called `--calls` (50) times after 3 warm-up calls, one at a time: median
    and max of the client-side latency, against 50 ms (PASS/MISS on the median and on the
