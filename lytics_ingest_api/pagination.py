@@ -16,7 +16,7 @@ import base64
 import binascii
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -29,7 +29,7 @@ class Position(msgspec.Struct, array_like=True, frozen=True):
     """Where a page ended: the last row's arrival time and id."""
 
     received_at: datetime
-    id: int
+    id: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]  # a bigint identity
 
 
 _decoder = msgspec.json.Decoder(Position)
