@@ -106,7 +106,12 @@ def test_reads_require_a_secret_key_and_bound_limits(settings: Settings, engine:
             ("/v1/messages?offset=50", "offset"),
             ("/v1/messages?cursor=bm90LWEtY3Vyc29y", "cursor"),
             ("/v1/messages?cursor=%%%", "cursor"),
+            # A time without its zone; an id beyond bigint.
             ("/v1/events/recent?cursor=WyIyMDI2LTExLTMwVDEyOjAwOjAwIiwxXQ", "cursor"),
+            (
+                "/v1/events/recent?cursor=WyIyMDI2LTExLTMwVDEyOjAwOjAwWiIsOTk5OTk5OTk5OTk5OTk5OTk5OTld",
+                "cursor",
+            ),
         ):
             answer = api.get(path, headers=api.bearer())
             assert answer.status_code == 400, (path, answer.text)
