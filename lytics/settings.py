@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     database_reconnect_timeout_s: float = Field(
         1.0, gt=0, le=60, validation_alias=_env("LYTICS_DATABASE_RECONNECT_TIMEOUT_S")
     )
+    # The longest any read API statement may run (SET LOCAL statement_timeout in each
+    # reader transaction): a costly read is cancelled with a 503 before it can starve
+    # ingest of the database. Reads are built to answer in tens of milliseconds.
+    reader_statement_timeout_ms: int = Field(
+        3000, ge=1, le=600_000, validation_alias=_env("LYTICS_READER_STATEMENT_TIMEOUT_MS")
+    )
 
     # --- metrics (dbt) -------------------------------------------------------------
     # The first day the daily metric partitions cover; earlier events are not modelled.

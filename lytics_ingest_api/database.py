@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg.errors import QueryCanceled
 from psycopg_pool import AsyncConnectionPool
 
 from lytics.settings import Settings
 from lytics.warehouse.urls import libpq_dsn
+from lytics_ingest_api.errors import RETRY_AFTER_UNAVAILABLE_S, ApiError
 from lytics_ingest_api.events import jsonb_copy
 
 INGEST_ROLE = "lytics_ingest"
@@ -43,13 +47,14 @@ def _pool(
     check_on_checkout: bool = True,
     autocommit: bool = False,
     configure: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+    factory: Callable[..., AsyncConnectionPool[AsyncConnection]] = AsyncConnectionPool,
 ) -> AsyncConnectionPool[AsyncConnection]:
     kwargs: dict[str, object] = {"prepare_threshold": None, "connect_timeout": 3}
     if role is not None:
         kwargs["options"] = f"-c role={role}"
     if autocommit:
         kwargs["autocommit"] = True
-    return AsyncConnectionPool(
+    return factory(
         dsn,
         kwargs=kwargs,
         min_size=1,
@@ -103,23 +108,52 @@ def writer_pool(settings: Settings) -> AsyncConnectionPool[AsyncConnection]:
     )
 
 
-def reader_pool(settings: Settings, *, max_size: int = 4) -> AsyncConnectionPool[AsyncConnection]:
+class ReaderPool(AsyncConnectionPool[AsyncConnection]):
+    """The read API's connections, and how long one of its statements may run."""
+
+    def __init__(self, *args: Any, statement_timeout_ms: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.statement_timeout_ms = statement_timeout_ms
+
+
+def reader_pool(settings: Settings, *, max_size: int = 4) -> ReaderPool:
     """Connections for the read API: one project's rows per transaction (row-level security)."""
-    return _pool(
-        libpq_dsn(settings.require_database_url()), READER_ROLE, max_size, "reader", settings
+    timeout = settings.reader_statement_timeout_ms
+    pool = _pool(
+        libpq_dsn(settings.require_database_url()),
+        READER_ROLE,
+        max_size,
+        "reader",
+        settings,
+        factory=partial(ReaderPool, statement_timeout_ms=timeout),
     )
+    assert isinstance(pool, ReaderPool)
+    return pool
 
 
 @asynccontextmanager
-async def project_transaction(
-    pool: AsyncConnectionPool[AsyncConnection], project_id: int
-) -> AsyncIterator[AsyncConnection]:
+async def project_transaction(pool: ReaderPool, project_id: int) -> AsyncIterator[AsyncConnection]:
     """A reader transaction that sees one project's rows and nothing else.
 
     Row-level security keys every policy on `lytics.project_id`; `SET LOCAL`
     semantics (is_local = true) end it with the transaction, so a pooled
-    connection never carries one project's scope into another's request.
+    connection never carries one project's scope into another's request. The
+    statement timeout is set the same way (a pooler in transaction mode keeps it
+    to this transaction); a read that outlives it is cancelled and answered 503.
     """
-    async with pool.connection() as conn, conn.transaction():
-        await conn.execute("SELECT set_config('lytics.project_id', %s, true)", (str(project_id),))
-        yield conn
+    try:
+        async with pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT set_config('lytics.project_id', %s, true),"
+                " set_config('statement_timeout', %s, true)",
+                (str(project_id), str(pool.statement_timeout_ms)),
+            )
+            yield conn
+    except QueryCanceled as exc:
+        raise ApiError(
+            503,
+            "timeout",
+            f"the read took longer than {pool.statement_timeout_ms} ms and was cancelled "
+            "so that it cannot slow down ingest; retry later or ask for less",
+            headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)},
+        ) from exc

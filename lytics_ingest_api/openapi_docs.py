@@ -92,8 +92,8 @@ _ERRORS = {
     422: "Well-formed input that the database or the mail provider refuses",
     429: "Over the key's rate (see `Retry-After` and `RateLimit-*`)",
     502: "The mail provider failed",
-    503: "The database (or Dagster, or the mail configuration) is unavailable; retry "
-    "after `Retry-After`",
+    503: "The database (or Dagster, or the mail configuration) is unavailable, or a read "
+    "ran past the statement timeout (`error: timeout`); retry after `Retry-After`",
 }
 
 # The statuses every caller of a kind can meet, whatever the operation.

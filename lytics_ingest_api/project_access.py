@@ -16,13 +16,12 @@ from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
 from litestar.types import ControllerRouterHandler
-from psycopg import AsyncConnection, AsyncCursor
+from psycopg import AsyncCursor
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import AsyncConnectionPool
 
 from lytics_ingest_api.admission import admit, keep_rate_limit_headers
 from lytics_ingest_api.auth import Principal, require_secret_key
-from lytics_ingest_api.database import project_transaction
+from lytics_ingest_api.database import ReaderPool, project_transaction
 from lytics_ingest_api.errors import bad_request
 from lytics_ingest_api.openapi_docs import SECRET_KEY
 
@@ -32,7 +31,7 @@ PRINCIPAL = "principal"
 class ProjectReader:
     """Reads as `lytics_reader`, scoped to one project for each transaction."""
 
-    def __init__(self, pool: AsyncConnectionPool[AsyncConnection], project_id: int) -> None:
+    def __init__(self, pool: ReaderPool, project_id: int) -> None:
         self._pool = pool
         self.project_id = project_id
 

@@ -95,6 +95,7 @@ class RecentEvent(Struct):
 class RecentEvents(Struct):
     project: str
     events: list[RecentEvent]
+    next_cursor: str | None  # pass back as `cursor` for the next page; null on the last
 
 
 class Message(Struct):
@@ -109,6 +110,8 @@ class Message(Struct):
 
 class Messages(Struct):
     data: list[Message]
+    limit: int
+    next_cursor: str | None  # pass back as `cursor` for the next page; null on the last
 
 
 class SenderCount(Struct):

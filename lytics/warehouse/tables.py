@@ -30,7 +30,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSTZRANGE, ExcludeConstraint
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSTZRANGE, TSVECTOR, ExcludeConstraint
 
 SCHEMAS = ("app", "raw", "github", "exports")
 
@@ -322,6 +322,8 @@ events = Table(
         "type IN ('track', 'page', 'screen', 'identify', 'group', 'alias')", name="type"
     ),
     Index(None, "project_id", "timestamp"),
+    # The read API's newest-first order and its cursor (migration 0010).
+    Index(None, "project_id", "received_at", "id"),
     # Exports and sensors window by arrival time; BRIN stays tiny on append-only data.
     Index("ix_events_received_at_brin", "received_at", postgresql_using="brin"),
     schema="raw",
@@ -357,10 +359,51 @@ webhook_deliveries = Table(
     Column("body", LargeBinary, nullable=False),  # the exact bytes that were signed
     Column("payload", JSONB),  # the parsed body, when it is JSON
     _received_at(),
+    # The words of the payload's values (GET /v1/messages?q=), set by a trigger on insert.
+    Column("search_words", TSVECTOR),
     UniqueConstraint("project_id", "provider", "delivery_id"),
-    Index(None, "project_id", "provider", "received_at"),
+    # The read API's newest-first order, overall, per source and per sender (0010).
+    Index(None, "project_id", "received_at", "id"),
+    Index(None, "project_id", "provider", "received_at", "id"),
+    Index(None, "project_id", "sender", "received_at", "id"),
+    Index(None, "search_words", postgresql_using="gin"),
     Index("ix_webhook_deliveries_received_at_brin", "received_at", postgresql_using="brin"),
     schema="raw",
+)
+
+# Deliveries counted per project, source and sender, kept by triggers on raw.webhook_deliveries
+# in the writing transaction (migration 0010): GET /v1/stats reads these, not every row.
+webhook_totals = Table(
+    "webhook_totals",
+    metadata,
+    Column("project_id", BigInteger, primary_key=True),
+    Column("messages", BigInteger, nullable=False),
+    Column("senders", BigInteger, nullable=False),
+    schema="raw",
+)
+
+webhook_source_counts = Table(
+    "webhook_source_counts",
+    metadata,
+    Column("project_id", BigInteger, primary_key=True),
+    Column("provider", Text, primary_key=True),
+    Column("messages", BigInteger, nullable=False),
+    schema="raw",
+)
+
+webhook_sender_counts = Table(
+    "webhook_sender_counts",
+    metadata,
+    Column("project_id", BigInteger, primary_key=True),
+    Column("sender", Text, primary_key=True),
+    Column("messages", BigInteger, nullable=False),
+    schema="raw",
+)
+Index(
+    "ix_webhook_sender_counts_project_id_messages_sender",
+    webhook_sender_counts.c.project_id,
+    webhook_sender_counts.c.messages.desc(),
+    webhook_sender_counts.c.sender,
 )
 
 replay_sessions = Table(
