@@ -191,6 +191,11 @@ def _fill_raw_and_app(conn: psycopg.Connection, project: int, slug: str) -> None
         "VALUES (%s, %s, 'events', 'daily', '2026-11-01', '2026-11-02', 'succeeded', 'parquet')",
         (destination[0], project),
     )
+    conn.execute(
+        "INSERT INTO app.deletion_requests (project_id, user_ids, requested_by) "
+        "VALUES (%s, ARRAY[%s], 'cli')",
+        (project, f"person-of-{slug}"),
+    )
 
 
 def _fill_shared(conn: psycopg.Connection) -> None:
