@@ -1,4 +1,10 @@
-"""Request bodies: content types, decompression with a hard ceiling, JSON decoding.
+"""Request bodies: decompression with a hard ceiling, JSON decoding.
+
+A JSON endpoint reads its body as JSON whatever `Content-Type` says, as Segment's
+and RudderStack's servers do: SDKs label JSON as `text/plain` (sendBeacon, to
+avoid a CORS preflight), as `application/x-www-form-urlencoded` (axios in
+`@rudderstack/rudder-sdk-node`), or not at all. Only a `Content-Encoding` that
+cannot be undone is refused (415).
 
 Limits apply to the *decompressed* size, checked while decompressing, so a
 gzip bomb is refused after at most `limit` bytes of output, never expanded
@@ -15,7 +21,6 @@ import msgspec
 from lytics_ingest_api.errors import ApiError, bad_request
 from lytics_ingest_api.incoming import Incoming
 
-JSON_TYPES = frozenset({"application/json", "text/plain", ""})
 # Compressed input beyond this is refused outright (JSON compresses ~5-20x; this is generous).
 COMPRESSED_SLACK = 64 * 1024
 
@@ -26,16 +31,6 @@ def too_large(limit: int, what: str = "request body") -> ApiError:
 
 def media_type(request: Incoming) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-
-
-def require_json_type(request: Incoming) -> None:
-    """JSON as application/json, or text/plain so `navigator.sendBeacon` skips a CORS preflight."""
-    if media_type(request) not in JSON_TYPES:
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            "send JSON as application/json or text/plain",
-        )
 
 
 def _decompressor(encoding: str) -> Any:
@@ -115,5 +110,4 @@ def decode_json(body: bytes) -> Any:
 
 
 async def read_json(request: Incoming, limit: int) -> Any:
-    require_json_type(request)
     return decode_json(await read_body(request, limit))

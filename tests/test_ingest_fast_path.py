@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 from lytics.settings import Settings
 from lytics_ingest_api.app import create_app, create_litestar
+from tests.support.frozen_limiter import freeze_rate_limit
 from tests.support.http import serve
 from tests.support.ingest import new_project
 
@@ -39,7 +40,10 @@ class Pair:
 def _served(settings: Settings, engine: Engine, burst: int) -> Iterator[Pair]:
     limited = settings.model_copy(update={"rate_limit_per_second": 0.5, "rate_limit_burst": burst})
     _, write_key, _ = new_project(engine, "site", {"allowed_origins": ["https://shop.example"]})
-    with serve(create_app(limited)) as fast, serve(create_litestar(limited)) as litestar:
+    fast_app, litestar_app = create_app(limited), create_litestar(limited)
+    freeze_rate_limit(fast_app)
+    freeze_rate_limit(litestar_app)
+    with serve(fast_app) as fast, serve(litestar_app) as litestar:
         yield Pair(fast, litestar, write_key)
 
 

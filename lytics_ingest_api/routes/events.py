@@ -20,7 +20,7 @@ from lytics.settings import Settings
 from lytics_ingest_api.admission import admit
 from lytics_ingest_api.answers import Answer, json_answer
 from lytics_ingest_api.auth import Principal, require_write_key
-from lytics_ingest_api.body import decode_json, read_body, read_json, require_json_type, too_large
+from lytics_ingest_api.body import decode_json, read_body, read_json, too_large
 from lytics_ingest_api.client_ip import Network, client_ip
 from lytics_ingest_api.errors import ApiError, StoreUnavailableError, bad_request
 from lytics_ingest_api.events.normalize import (
@@ -182,7 +182,6 @@ def _with_batch_context(event: Any, shared: dict[str, Any]) -> Any:
 
 async def segment_batch(request: Incoming) -> Answer:
     settings: Settings = request.app.state.settings
-    require_json_type(request)
     data = await read_body(request, settings.max_batch_bytes)
     try:
         envelope = decode_envelope(data)
@@ -269,7 +268,6 @@ def _collect_answer(outcome: Outcome, headers: dict[str, str], ctx: RequestConte
 
 async def collect(request: Incoming) -> Answer:
     settings: Settings = request.app.state.settings
-    require_json_type(request)
     body = decode_json(await read_body(request, settings.max_event_bytes))
     principal = await require_write_key(request, body if isinstance(body, dict) else None)
     headers = admit(request, principal)
