@@ -13,6 +13,7 @@ in memory.
 
 from __future__ import annotations
 
+import sys
 import zlib
 from typing import Any
 
@@ -20,6 +21,7 @@ import msgspec
 
 from lytics_ingest_api.errors import ApiError, bad_request
 from lytics_ingest_api.incoming import Incoming
+from lytics_ingest_api.jsontext import explain
 
 # Compressed input beyond this is refused outright (JSON compresses ~5-20x; this is generous).
 COMPRESSED_SLACK = 64 * 1024
@@ -101,12 +103,20 @@ async def read_body(request: Incoming, limit: int) -> bytes:
 
 
 def decode_json(body: bytes) -> Any:
+    """The body's JSON value; a 400 naming the field for invalid UTF-8, a number out of
+    range, or nesting too deep to decode (limits on what may be *stored* are the
+    endpoints', jsontext.storable)."""
     if not body.strip():
         raise bad_request("request body is empty; send a JSON object")
     try:
         return msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise bad_request(f"malformed JSON: {exc}") from exc
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        problem = explain(body, sys.maxsize)
+        if problem is not None:
+            raise bad_request(problem.message, field=problem.field) from None
+        if isinstance(exc, RecursionError):
+            raise bad_request("the body nests too deeply to be decoded", field="body") from None
+        raise bad_request(f"malformed JSON: {exc}", field="body") from None
 
 
 async def read_json(request: Incoming, limit: int) -> Any:

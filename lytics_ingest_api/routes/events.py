@@ -28,10 +28,15 @@ from lytics_ingest_api.events.normalize import (
     EventRow,
     RequestContext,
     collect_event,
+    decode_event_json,
     segment_event,
     segment_event_json,
 )
-from lytics_ingest_api.events.segment_shape import BatchEnvelope, decode_envelope
+from lytics_ingest_api.events.segment_shape import (
+    MAX_BATCH_EVENTS,
+    decode_batch,
+    invalid_part,
+)
 from lytics_ingest_api.events.timestamps import TimestampError, parse_time
 from lytics_ingest_api.events.writer import EventWriter, WriterClosedError
 from lytics_ingest_api.incoming import Incoming
@@ -46,7 +51,6 @@ from lytics_ingest_api.openapi_docs import (
 
 # A transparent 1x1 GIF for pixels.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
-MAX_BATCH_EVENTS = 2500
 SEGMENT_KINDS = ("track", "identify", "page", "screen", "group", "alias")
 
 
@@ -171,7 +175,7 @@ def _segment_call(kind: str) -> Endpoint:
 
 def _with_batch_context(event: Any, shared: dict[str, Any]) -> Any:
     """Segment's batch-level `context` and `integrations` apply to every event."""
-    if not isinstance(event, dict) or not shared:
+    if not isinstance(event, dict):
         return event
     merged = dict(event)
     for name, value in shared.items():
@@ -184,32 +188,49 @@ async def segment_batch(request: Incoming) -> Answer:
     settings: Settings = request.app.state.settings
     data = await read_body(request, settings.max_batch_bytes)
     try:
-        envelope = decode_envelope(data)
-    except msgspec.MsgspecError:
-        envelope = None
-    if envelope is None or _shared_fields(envelope):
-        # Not a plain batch (malformed, not an object, no `batch` array) or batch-level
-        # fields that change every event: the general path says what is wrong or merges.
-        return await _segment_batch(request, decode_json(data))
+        envelope = decode_batch(data)
+    except msgspec.ValidationError as exc:
+        field, message = invalid_part(exc, "body")
+        if field == "body":
+            # Not an object, or no `batch`: a key in the body still decides 401 before 400.
+            body = decode_json(data)
+            await require_write_key(request, body if isinstance(body, dict) else None)
+            raise bad_request(
+                "the body must be an object with a `batch` array", field="batch"
+            ) from None
+        if field == "batch" and "length" in message:
+            raise ApiError(
+                413, "too_large", f"a batch holds at most {MAX_BATCH_EVENTS} events", field=field
+            ) from None
+        raise bad_request(message, field=field) from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        decode_json(data)  # answers with what is wrong, naming the field
+        raise bad_request("malformed JSON", field="body") from None
     keys = {"writeKey": envelope.writeKey, "write_key": envelope.write_key}
     principal = await require_write_key(request, keys)
     headers = admit(request, principal)
-    ctx = _batch_context(request, principal, envelope.sentAt, len(envelope.batch))
-    # Each event is decoded from its own bytes, which are stored as its payload.
+    ctx = _batch_context(request, principal, envelope.sentAt)
+    # Each event is decoded from its own bytes (stored as its payload when nothing
+    # changes it), so one bad event is rejected alone.
     raws = [bytes(raw) for raw in envelope.batch]
-    outcomes = await ingest(request, raws, ctx, lambda e, c: segment_event_json(e, c, None))
+    shared = {
+        name: value
+        for name, value in (("context", envelope.context), ("integrations", envelope.integrations))
+        if isinstance(value, dict)
+    }
+    if shared:
+        outcomes = await ingest(
+            request,
+            raws,
+            ctx,
+            lambda e, c: segment_event(_with_batch_context(decode_event_json(e), shared), c),
+        )
+    else:
+        outcomes = await ingest(request, raws, ctx, lambda e, c: segment_event_json(e, c, None))
     return _many_answer(outcomes, headers)
 
 
-def _shared_fields(envelope: BatchEnvelope) -> bool:
-    return isinstance(envelope.context, dict) or isinstance(envelope.integrations, dict)
-
-
-def _batch_context(
-    request: Incoming, principal: Principal, sent_at: Any, size: int
-) -> RequestContext:
-    if size > MAX_BATCH_EVENTS:
-        raise ApiError(413, "too_large", f"a batch holds at most {MAX_BATCH_EVENTS} events")
+def _batch_context(request: Incoming, principal: Principal, sent_at: Any) -> RequestContext:
     ctx = _context(request, principal, "segment")
     if sent_at is not None:
         try:
@@ -219,36 +240,34 @@ def _batch_context(
     return ctx
 
 
-async def _segment_batch(request: Incoming, body: Any) -> Answer:
-    if not isinstance(body, dict):
-        raise bad_request("the body must be an object with a `batch` array", field="batch")
-    principal = await require_write_key(request, body)
-    headers = admit(request, principal)
-    batch = body.get("batch")
-    if not isinstance(batch, list):
-        raise bad_request("`batch` must be an array of events", field="batch")
-    ctx = _batch_context(request, principal, body.get("sentAt"), len(batch))
-    shared = {k: body[k] for k in ("context", "integrations") if isinstance(body.get(k), dict)}
-    events = [_with_batch_context(e, shared) for e in batch]
-    outcomes = await ingest(request, events, ctx, lambda e, c: segment_event(e, c, None))
-    return _many_answer(outcomes, headers)
+_decode_array = msgspec.json.Decoder(list[msgspec.Raw]).decode
 
 
 async def native_events(request: Incoming) -> Answer:
     settings: Settings = request.app.state.settings
-    body = await read_json(request, settings.max_batch_bytes)
+    data = await read_body(request, settings.max_batch_bytes)
+    if data.lstrip()[:1] == b"[":
+        # An array: each event decoded from its own bytes, so one bad event is rejected alone.
+        try:
+            events: list[Any] = [bytes(raw) for raw in _decode_array(data)]
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            decode_json(data)  # answers with what is wrong, naming the field
+            raise bad_request("malformed JSON", field="body") from None
+        principal = await require_write_key(request)
+        headers = admit(request, principal)
+        if len(events) > MAX_BATCH_EVENTS:
+            raise ApiError(413, "too_large", f"a request holds at most {MAX_BATCH_EVENTS} events")
+        ctx = _context(request, principal, "native")
+        outcomes = await ingest(request, events, ctx, lambda e, c: segment_event_json(e, c, None))
+        return _many_answer(outcomes, headers)
+    body = decode_json(data)
     principal = await require_write_key(request, body if isinstance(body, dict) else None)
     headers = admit(request, principal)
-    ctx = _context(request, principal, "native")
-    if isinstance(body, dict):
-        outcomes = await ingest(request, [body], ctx, lambda e, c: segment_event(e, c, None))
-        return _single_answer(outcomes[0], headers)
-    if not isinstance(body, list):
+    if not isinstance(body, dict):
         raise bad_request("send an event object or an array of events", field="event")
-    if len(body) > MAX_BATCH_EVENTS:
-        raise ApiError(413, "too_large", f"a request holds at most {MAX_BATCH_EVENTS} events")
-    outcomes = await ingest(request, body, ctx, lambda e, c: segment_event(e, c, None))
-    return _many_answer(outcomes, headers)
+    ctx = _context(request, principal, "native")
+    outcomes = await ingest(request, [body], ctx, lambda e, c: segment_event(e, c, None))
+    return _single_answer(outcomes[0], headers)
 
 
 def _collect_answer(outcome: Outcome, headers: dict[str, str], ctx: RequestContext) -> Answer:

@@ -14,13 +14,15 @@ from lytics_ingest_api.admission import admit
 from lytics_ingest_api.auth import require_secret_key
 from lytics_ingest_api.body import read_json
 from lytics_ingest_api.errors import ApiError, bad_request
-from lytics_ingest_api.jsontext import jsonb_text
+from lytics_ingest_api.jsontext import MAX_EVENT_DEPTH, UnstorableJsonError, jsonb_text
 from lytics_ingest_api.observability import note
 from lytics_ingest_api.openapi_docs import METRICS_BODY, json_body
 
 MAX_METRICS = 1000
 MAX_NAME = 200
 MAX_BODY = 1024 * 1024
+# Far inside what Postgres numeric stores (10^131072 .. 10^-16383), far beyond any KPI.
+MAX_EXPONENT = 1000
 
 INSERT_METRICS = """
 INSERT INTO raw.metrics (project_id, source, metric_name, metric_value, metric_date, meta)
@@ -51,6 +53,8 @@ def _value(item: dict[str, Any], index: int) -> Decimal:
         raise bad_request(f"{field} must be a number", field=field) from exc
     if not number.is_finite() or (isinstance(value, float) and not math.isfinite(value)):
         raise bad_request(f"{field} must be finite", field=field)
+    if number and abs(number.adjusted()) > MAX_EXPONENT:
+        raise bad_request(f"{field} is out of range (|exponent| > {MAX_EXPONENT})", field=field)
     return number
 
 
@@ -97,7 +101,10 @@ async def metrics_ingest(request: Request[Any, Any, Any]) -> Response[dict[str, 
         columns[1].append(_name(item, "metric_name", index))
         columns[2].append(_value(item, index))
         columns[3].append(_date(item, index))
-        columns[4].append(jsonb_text(meta))
+        try:
+            columns[4].append(jsonb_text(meta, MAX_EVENT_DEPTH, f"metrics[{index}].meta"))
+        except UnstorableJsonError as exc:
+            raise bad_request(exc.message, field=exc.field) from None
     # All or nothing: one transaction, answered after the commit.
     async with request.app.state.pool.connection() as conn, conn.transaction():
         await conn.execute(INSERT_METRICS, [principal.project_id, *columns])

@@ -14,13 +14,15 @@ from lytics_ingest_api.auth import Principal, require_write_key
 from lytics_ingest_api.body import read_json
 from lytics_ingest_api.errors import bad_request
 from lytics_ingest_api.events.timestamps import TimestampError, parse_time
-from lytics_ingest_api.jsontext import jsonb_text, storable
+from lytics_ingest_api.jsontext import MAX_EVENT_DEPTH, UnstorableJsonError, storable
 from lytics_ingest_api.observability import note
 from lytics_ingest_api.openapi_docs import REPLAY_EVENTS_BODY, SESSION_START_BODY, json_body
 
 # Full DOM snapshots make replay batches far larger than analytics events.
 MAX_REPLAY_BYTES = 5 * 1024 * 1024
 MAX_ID = 200
+# rrweb snapshots nest two levels per DOM level; this is far beyond any real page.
+MAX_REPLAY_DEPTH = 512
 
 INSERT_SESSION = """
 INSERT INTO raw.replay_sessions
@@ -50,7 +52,16 @@ def _opt_text(value: Any, field: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise bad_request(f"{field} must be a string", field=field)
-    return value.replace("\x00", "\ufffd")
+    if "\x00" in value:
+        raise bad_request(f"{field} contains a NUL (U+0000)", field=field)
+    return value
+
+
+def _json(value: Any, max_depth: int, root: str) -> bytes:
+    try:
+        return storable(value, max_depth, root)
+    except UnstorableJsonError as exc:
+        raise bad_request(exc.message, field=exc.field) from None
 
 
 async def _start(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
@@ -76,7 +87,7 @@ async def _start(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         _opt_text(meta.get("url"), "metadata.url"),
         _opt_text(meta.get("referrer"), "metadata.referrer"),
         _opt_text(meta.get("userAgent"), "metadata.userAgent"),
-        jsonb_text(meta),
+        _json(meta, MAX_EVENT_DEPTH, "metadata").decode(),
         started,
     )
     async with request.app.state.pool.connection() as conn, conn.transaction():
@@ -117,7 +128,7 @@ async def _store_batch(
     events = body.get("events")
     if not isinstance(events, list) or not events:
         raise bad_request("events must be a non-empty array of rrweb events", field="events")
-    events, encoded = storable(events)
+    encoded = _json(events, MAX_REPLAY_DEPTH, "events")
     batch_id = body.get("batchId")
     # Without a client batch id, the content identifies the batch: a retried
     # upload of the same events is stored once.
