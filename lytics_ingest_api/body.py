@@ -102,7 +102,7 @@ async def read_body(request: Incoming, limit: int) -> bytes:
     return await _read_compressed(request, limit, decompressor, encoding)
 
 
-def decode_json(body: bytes) -> Any:
+def decode_json(body: bytes, root: str = "") -> Any:
     """The body's JSON value; a 400 naming the field for invalid UTF-8, a number out of
     range, or nesting too deep to decode (limits on what may be *stored* are the
     endpoints', jsontext.storable)."""
@@ -111,7 +111,7 @@ def decode_json(body: bytes) -> Any:
     try:
         return msgspec.json.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-        problem = explain(body, sys.maxsize)
+        problem = explain(body, sys.maxsize, root)
         if problem is not None:
             raise bad_request(problem.message, field=problem.field) from None
         if isinstance(exc, RecursionError):
@@ -119,5 +119,6 @@ def decode_json(body: bytes) -> Any:
         raise bad_request(f"malformed JSON: {exc}", field="body") from None
 
 
-async def read_json(request: Incoming, limit: int) -> Any:
-    return decode_json(await read_body(request, limit))
+async def read_json(request: Incoming, limit: int, root: str = "") -> Any:
+    """The body's JSON value; `root` names the body itself in error fields."""
+    return decode_json(await read_body(request, limit), root)

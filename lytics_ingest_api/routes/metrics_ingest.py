@@ -12,7 +12,7 @@ from litestar import Request, Response, post
 from lytics.settings import Settings
 from lytics_ingest_api.admission import admit
 from lytics_ingest_api.auth import require_secret_key
-from lytics_ingest_api.body import read_json
+from lytics_ingest_api.body import decode_json, read_body
 from lytics_ingest_api.errors import ApiError, bad_request
 from lytics_ingest_api.jsontext import MAX_EVENT_DEPTH, UnstorableJsonError, jsonb_text
 from lytics_ingest_api.observability import note
@@ -81,7 +81,9 @@ async def metrics_ingest(request: Request[Any, Any, Any]) -> Response[dict[str, 
     principal = await require_secret_key(request)
     headers = admit(request, principal)
     settings: Settings = request.app.state.settings
-    body = await read_json(request, max(MAX_BODY, settings.max_batch_bytes))
+    data = await read_body(request, max(MAX_BODY, settings.max_batch_bytes))
+    # The bare array and {"metrics": [...]} name their fields alike: metrics[3].meta.x.
+    body = decode_json(data, "metrics" if data.lstrip()[:1] == b"[" else "")
     items = body.get("metrics") if isinstance(body, dict) else body
     if not isinstance(items, list) or not items:
         raise bad_request("send a non-empty array of metrics", field="metrics")
