@@ -8,7 +8,6 @@ Three shapes arrive: Segment's (`/v1/<type>`, `/v1/batch`), the native one
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -45,10 +44,6 @@ from lytics_ingest_api.jsontext import (
 )
 
 EVENT_TYPES = frozenset({"track", "page", "screen", "identify", "group", "alias"})
-# A number msgspec may refuse or Postgres may not store (1e1000000, 5000 digits): an event
-# holding one is decoded whole, so the answer names it. Anchored after `:`, `[` or `,`
-# so that ids in strings ("5e1234...") rarely send an event the slow way.
-_HUGE_NUMBER = re.compile(rb"[:\[,]\s*-?\d+(?:\.\d*)?(?:[eE][-+]?\d{3}|\d{300})")
 PAGEVIEW_NAMES = frozenset({"pageview", "page_view", "page", "$pageview"})
 _NO_PROPERTIES = Properties()
 _NO_CONTEXT = Context()
@@ -214,10 +209,12 @@ def segment_event_json(data: bytes, ctx: RequestContext, type_hint: str | None =
     path does not handle identically goes to `segment_event`: a key in the body
     (removed from the payload), a missing messageId (derived from the canonical
     encoding, so a retry gets the same id however it was serialized), and bytes that
-    may not be storable as they are (a NUL escape, deep nesting, a huge number), which
-    are decoded whole so that the answer names the field.
+    may not be storable as they are (a NUL escape, deep nesting), which are decoded
+    whole so that the answer names the field. Numbers in fields this path skips are
+    not range-checked here: Postgres refuses the few it cannot hold (1e1000000), and
+    `routes.events.ingest` then answers that event alone (`unstorable_event`).
     """
-    if may_be_unstorable(data, MAX_EVENT_DEPTH) or _HUGE_NUMBER.search(data) is not None:
+    if may_be_unstorable(data, MAX_EVENT_DEPTH):
         return segment_event(decode_event_json(data), ctx, type_hint)
     try:
         shape = decode_event(data)
@@ -245,6 +242,14 @@ def _when(
     except TimestampError as exc:
         raise EventError(original_field, f"{original_field}: {exc}") from None
     return when, client or stamp, sent
+
+
+def unstorable_event(payload: str) -> EventError:
+    """Why Postgres refused an event's row, naming the field when it can be found."""
+    problem = explain(payload.encode(), MAX_EVENT_DEPTH)
+    if problem is not None:
+        return EventError(problem.field, problem.message)
+    return EventError("event", "the database cannot store this event", code="unstorable")
 
 
 def _text_payload(payload: bytes) -> str:

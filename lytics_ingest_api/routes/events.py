@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -31,6 +32,7 @@ from lytics_ingest_api.events.normalize import (
     decode_event_json,
     segment_event,
     segment_event_json,
+    unstorable_event,
 )
 from lytics_ingest_api.events.segment_shape import (
     MAX_BATCH_EVENTS,
@@ -94,6 +96,30 @@ async def _store(state: State, rows: list[EventRow]) -> list[bool]:
         ) from exc
 
 
+async def _store_rows(state: State, rows: list[EventRow]) -> Sequence[bool | EventError]:
+    """Whether each row is new; an `EventError` for a row Postgres refused.
+
+    Rows are written together. When Postgres refuses them for their content (a number
+    it cannot hold, found only there because the batch path does not decode what it
+    does not read), each row is written on its own, so only the bad ones are rejected.
+    """
+    try:
+        return await _store(state, rows)
+    except ApiError as exc:
+        if exc.code != "unstorable":
+            raise
+    return await asyncio.gather(*(_store_alone(state, row) for row in rows))
+
+
+async def _store_alone(state: State, row: EventRow) -> bool | EventError:
+    try:
+        return (await _store(state, [row]))[0]
+    except ApiError as exc:
+        if exc.code != "unstorable":
+            raise
+        return unstorable_event(row.payload)
+
+
 async def ingest(
     request: Incoming,
     events: Sequence[Any],
@@ -113,8 +139,18 @@ async def ingest(
         positions.append(len(outcomes))
         outcomes.append(Outcome(index, "accepted", row.message_id))
         rows.append(row)
-    for position, new in zip(positions, await _store(request.app.state, rows), strict=True):
-        if not new:
+    for position, stored in zip(positions, await _store_rows(request.app.state, rows), strict=True):
+        if isinstance(stored, EventError):
+            outcomes[position] = Outcome(
+                outcomes[position].index,
+                "rejected",
+                None,
+                stored.code,
+                stored.message,
+                stored.field,
+            )
+            count_events("rejected", stored.code)
+        elif not stored:
             outcomes[position].status = "duplicate"
     accepted = sum(o.status == "accepted" for o in outcomes)
     duplicates = sum(o.status == "duplicate" for o in outcomes)
