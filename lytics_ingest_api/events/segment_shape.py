@@ -150,6 +150,7 @@ decode_event = msgspec.json.Decoder(SegmentEvent).decode
 decode_batch = msgspec.json.Decoder(SegmentBatch).decode
 
 _PATH = re.compile(r"\s*-\s*at `\$\.?([^`]*)`")
+_MISSING = re.compile(r"Object missing required field `([^`]*)`")
 
 
 def invalid_part(error: msgspec.ValidationError, root: str = "event") -> tuple[str, str]:
@@ -158,6 +159,10 @@ def invalid_part(error: msgspec.ValidationError, root: str = "event") -> tuple[s
     match = _PATH.search(text)
     field = match.group(1) if match else ""
     problem = _PATH.sub("", text)
+    missing = _MISSING.match(problem)
+    if missing:  # name the missing field itself
+        field = f"{field}.{missing.group(1)}" if field else missing.group(1)
+        return field, f"{field} is required"
     if not field:
         if problem.startswith("Expected `object`"):
             return root, f"each {root} must be a JSON object"
