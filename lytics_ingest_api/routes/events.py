@@ -227,7 +227,7 @@ async def segment_batch(request: Incoming) -> Answer:
         envelope = decode_batch(data)
     except msgspec.ValidationError as exc:
         field, message = invalid_part(exc, "body")
-        if field == "body":
+        if field == "body" or message == "batch is required":
             # Not an object, or no `batch`: a key in the body still decides 401 before 400.
             body = decode_json(data)
             await require_write_key(request, body if isinstance(body, dict) else None)
