@@ -1,4 +1,10 @@
-"""Request bodies: content types, decompression with a hard ceiling, JSON decoding.
+"""Request bodies: decompression with a hard ceiling, JSON decoding.
+
+A JSON endpoint reads its body as JSON whatever `Content-Type` says, as Segment's
+and RudderStack's servers do: SDKs label JSON as `text/plain` (sendBeacon, to
+avoid a CORS preflight), as `application/x-www-form-urlencoded` (axios in
+`@rudderstack/rudder-sdk-node`), or not at all. Only a `Content-Encoding` that
+cannot be undone is refused (415).
 
 Limits apply to the *decompressed* size, checked while decompressing, so a
 gzip bomb is refused after at most `limit` bytes of output, never expanded
@@ -7,6 +13,7 @@ in memory.
 
 from __future__ import annotations
 
+import sys
 import zlib
 from typing import Any
 
@@ -14,8 +21,8 @@ import msgspec
 
 from lytics_ingest_api.errors import ApiError, bad_request
 from lytics_ingest_api.incoming import Incoming
+from lytics_ingest_api.jsontext import explain
 
-JSON_TYPES = frozenset({"application/json", "text/plain", ""})
 # Compressed input beyond this is refused outright (JSON compresses ~5-20x; this is generous).
 COMPRESSED_SLACK = 64 * 1024
 
@@ -26,16 +33,6 @@ def too_large(limit: int, what: str = "request body") -> ApiError:
 
 def media_type(request: Incoming) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-
-
-def require_json_type(request: Incoming) -> None:
-    """JSON as application/json, or text/plain so `navigator.sendBeacon` skips a CORS preflight."""
-    if media_type(request) not in JSON_TYPES:
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            "send JSON as application/json or text/plain",
-        )
 
 
 def _decompressor(encoding: str) -> Any:
@@ -105,15 +102,23 @@ async def read_body(request: Incoming, limit: int) -> bytes:
     return await _read_compressed(request, limit, decompressor, encoding)
 
 
-def decode_json(body: bytes) -> Any:
+def decode_json(body: bytes, root: str = "") -> Any:
+    """The body's JSON value; a 400 naming the field for invalid UTF-8, a number out of
+    range, or nesting too deep to decode (limits on what may be *stored* are the
+    endpoints', jsontext.storable)."""
     if not body.strip():
         raise bad_request("request body is empty; send a JSON object")
     try:
         return msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise bad_request(f"malformed JSON: {exc}") from exc
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        problem = explain(body, sys.maxsize, root)
+        if problem is not None:
+            raise bad_request(problem.message, field=problem.field) from None
+        if isinstance(exc, RecursionError):
+            raise bad_request("the body nests too deeply to be decoded", field="body") from None
+        raise bad_request(f"malformed JSON: {exc}", field="body") from None
 
 
-async def read_json(request: Incoming, limit: int) -> Any:
-    require_json_type(request)
-    return decode_json(await read_body(request, limit))
+async def read_json(request: Incoming, limit: int, root: str = "") -> Any:
+    """The body's JSON value; `root` names the body itself in error fields."""
+    return decode_json(await read_body(request, limit), root)

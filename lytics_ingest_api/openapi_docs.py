@@ -35,11 +35,10 @@ from litestar.router import Router
 from litestar.static_files import create_static_files_router
 
 from lytics_ingest_api.errors import ErrorBody
-from lytics_ingest_api.events.segment_shape import BatchEnvelope, SegmentEvent
 
 DOCS_PATH = "/schema"
 ASSETS_PATH = f"{DOCS_PATH}/assets"
-REF_TEMPLATE = "#/components/schemas/{name}"
+REF_PREFIX = "#/components/schemas/"
 
 # --- who may call: the three kinds of key (lytics_ingest_api.auth) -----------------------
 
@@ -140,22 +139,36 @@ def to_schema(spec: dict[str, Any]) -> Schema | Reference:
     return Schema(**kwargs)
 
 
-_STRUCT_BODIES: dict[str, Any] = {
-    "event": SegmentEvent,
-    "batch": BatchEnvelope,
-    "events": SegmentEvent | list[SegmentEvent],
-}
-_body_schemas, _components = msgspec.json.schema_components(
-    list(_STRUCT_BODIES.values()), ref_template=REF_TEMPLATE
-)
-STRUCT_SCHEMAS: dict[str, Schema | Reference] = dict(
-    zip(_STRUCT_BODIES, map(to_schema, _body_schemas), strict=True)
-)
-COMPONENT_SCHEMAS: dict[str, Schema] = {
-    name: schema
-    for name, schema in ((n, to_schema(s)) for n, s in _components.items())
-    if isinstance(schema, Schema)
-}
+def _inline(schema: Any, components: dict[str, Any], seen: frozenset[str]) -> Any:
+    """`schema` with each component reference replaced by the component itself: Litestar
+    writes the document's components from the types its handlers declare, so a request
+    body declared here must carry its own definitions."""
+    if isinstance(schema, list):
+        return [_inline(item, components, seen) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith(REF_PREFIX):
+        name = ref.removeprefix(REF_PREFIX)
+        if name in seen:  # a type that contains itself: any object, past the first level
+            return {"type": "object"}
+        return _inline(components[name], components, seen | {name})
+    return {key: _inline(value, components, seen) for key, value in schema.items()}
+
+
+def struct_body(body_type: Any, *, raw_items: dict[str, Any] | None = None) -> Schema | Reference:
+    """The schema of the msgspec type that decodes a request body: the same declaration
+    validates the body and documents it. `raw_items` names list fields of `msgspec.Raw`
+    items ("Struct.field") decoded later, one by one, as the given type."""
+    extra = list((raw_items or {}).values())
+    schemas, components = msgspec.json.schema_components(
+        [body_type, *extra], ref_template=REF_PREFIX + "{name}"
+    )
+    for field_path, item_type in (raw_items or {}).items():
+        struct, field = field_path.split(".")
+        item_schema = schemas[1 + extra.index(item_type)]
+        components[struct]["properties"][field]["items"] = item_schema
+    return to_schema(_inline(schemas[0], components, frozenset()))
 
 
 def json_body(spec: dict[str, Any] | Schema | Reference, description: str | None = None) -> Any:
@@ -173,88 +186,6 @@ def json_body(spec: dict[str, Any] | Schema | Reference, description: str | None
 
     return WithJsonBody
 
-
-EVENT_BODY = STRUCT_SCHEMAS["event"]
-BATCH_BODY = STRUCT_SCHEMAS["batch"]
-EVENTS_BODY = STRUCT_SCHEMAS["events"]
-
-_OBJ = {"type": "object"}
-_TIME = {"type": ["string", "integer"], "description": "ISO 8601 or epoch milliseconds"}
-
-COLLECT_BODY: dict[str, Any] = {
-    "type": "object",
-    "required": ["eventType", "visitorId"],
-    "properties": {
-        "eventType": {"type": "string"},
-        "sessionId": {"type": "string"},
-        "visitorId": {"type": "string"},
-        "siteId": {"type": "string"},
-        "timestamp": _TIME,
-        "url": {"type": "string"},
-        "path": {"type": "string"},
-        "referrer": {"type": "string"},
-        "attribution": {
-            "type": "object",
-            "properties": {
-                "utmParams": {"type": "object", "additionalProperties": {"type": "string"}}
-            },
-        },
-        "writeKey": {"type": "string"},
-    },
-}
-
-METRICS_BODY: dict[str, Any] = {
-    "oneOf": [
-        {
-            "type": "array",
-            "maxItems": 1000,
-            "items": {
-                "type": "object",
-                "required": ["source", "metric_name", "metric_value", "metric_date"],
-                "properties": {
-                    "source": {"type": "string", "maxLength": 200},
-                    "metric_name": {"type": "string", "maxLength": 200},
-                    "metric_value": {"type": "number"},
-                    "metric_date": {"type": "string", "format": "date"},
-                    "meta": _OBJ,
-                },
-            },
-        },
-        {"type": "object", "required": ["metrics"], "properties": {"metrics": {"type": "array"}}},
-    ]
-}
-
-SESSION_START_BODY: dict[str, Any] = {
-    "type": "object",
-    "required": ["sessionId"],
-    "properties": {
-        "sessionId": {"type": "string", "maxLength": 200},
-        "userId": {"type": "string"},
-        "userEmail": {"type": "string"},
-        "metadata": {
-            "type": "object",
-            "properties": {
-                "url": {"type": "string"},
-                "referrer": {"type": "string"},
-                "userAgent": {"type": "string"},
-                "screen": _OBJ,
-                "viewport": _OBJ,
-                "timestamp": _TIME,
-            },
-        },
-    },
-}
-
-REPLAY_EVENTS_BODY: dict[str, Any] = {
-    "type": "object",
-    "required": ["events"],
-    "properties": {
-        "sessionId": {"type": "string", "maxLength": 200},
-        "batchId": {"type": "string", "maxLength": 200},
-        "events": {"type": "array", "items": {"type": "object"}},
-        "timestamp": _TIME,
-    },
-}
 
 WEBHOOK_BODY: dict[str, Any] = {
     "type": "object",
@@ -280,7 +211,7 @@ def openapi_config() -> OpenAPIConfig:
         title="Lytics ingest API",
         version="0.1.0",
         path=DOCS_PATH,
-        components=Components(schemas=COMPONENT_SCHEMAS, security_schemes=SECURITY_SCHEMES),
+        components=Components(security_schemes=SECURITY_SCHEMES),
         render_plugins=[
             SwaggerRenderPlugin(
                 css_url=f"{ASSETS_PATH}/swagger-ui.css",

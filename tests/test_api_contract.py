@@ -162,3 +162,34 @@ def test_docs_page_and_all_its_assets_are_served_by_the_api(api: Ingest) -> None
         assert len(asset.content) > 0
     script = api.get("/schema/assets/swagger-ui-bundle.js")
     assert "SwaggerUIBundle" in script.text
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            yield node["$ref"]
+        for value in node.values():
+            yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
+
+
+def test_every_reference_in_the_document_resolves_and_bodies_come_from_the_structs(
+    api: Ingest,
+) -> None:
+    document = api.get("/schema/openapi.json").json()
+    components = document["components"]["schemas"]
+    dangling = {
+        ref
+        for ref in _refs(document)
+        if ref.removeprefix("#/components/schemas/") not in components
+    }
+    assert not dangling
+    batch = document["paths"]["/v1/batch"]["post"]["requestBody"]["content"]["application/json"]
+    event = batch["schema"]["properties"]["batch"]["items"]
+    # SegmentEvent's own constraints, the ones the decoder enforces.
+    assert event["properties"]["event"]["anyOf"][0]["maxLength"] == 500
+    assert batch["schema"]["properties"]["batch"]["maxItems"] > 0
+    metrics = document["paths"]["/v1/metrics/ingest"]["post"]["requestBody"]["content"]
+    assert "anyOf" in metrics["application/json"]["schema"]  # an object or a bare array

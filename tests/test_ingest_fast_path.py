@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 from lytics.settings import Settings
 from lytics_ingest_api.app import create_app, create_litestar
 from lytics_ingest_api.fast_path import IngestApp
+from tests.support.frozen_limiter import freeze_rate_limit
 from tests.support.http import serve
 from tests.support.ingest import new_project
 
@@ -43,8 +44,10 @@ def _served(settings: Settings, engine: Engine, burst: int) -> Iterator[Pair]:
     _, write_key, _ = new_project(engine, "site", {"allowed_origins": ["https://shop.example"]})
     # The same outer app (request ids, security headers, access log) with no endpoint on
     # the fast path: every request goes through Litestar.
-    through_litestar = IngestApp(create_litestar(limited), {})
-    with serve(create_app(limited)) as fast, serve(through_litestar) as litestar:
+    fast_app, through_litestar = create_app(limited), IngestApp(create_litestar(limited), {})
+    freeze_rate_limit(fast_app)
+    freeze_rate_limit(through_litestar)
+    with serve(fast_app) as fast, serve(through_litestar) as litestar:
         yield Pair(fast, litestar, write_key)
 
 

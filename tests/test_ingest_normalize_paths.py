@@ -201,12 +201,12 @@ def test_what_the_bytes_path_hands_to_the_dict_path() -> None:
         b'{"type":"track","event":"E","userId":"u","messageId":"m","writeKey":"lyw_x"}', CTX
     )
     assert "writeKey" not in json.loads(keyed.payload)
-    # NUL cannot be stored: it becomes U+FFFD rather than costing the event.
-    nul = segment_event_json(
-        b'{"type":"track","event":"E\\u0000","userId":"u","messageId":"m"}', CTX
-    )
-    assert nul.event == "E\ufffd"
-    assert "\\u0000" not in nul.payload
+    # NUL cannot be stored: the event is rejected, naming where the NUL is.
+    with pytest.raises(EventError) as nul:
+        segment_event_json(
+            b'{"type":"track","event":"E","userId":"u","messageId":"m","p":{"k":"\\u0000"}}', CTX
+        )
+    assert nul.value.field == "p.k"
     # Without a messageId, a retry is recognised by its content, however it was spaced.
     spaced = b'{"type": "track", "event": "E", "userId": "u", "timestamp": "2026-12-04T11:00:00Z"}'
     tight = b'{"type":"track","event":"E","userId":"u","timestamp":"2026-12-04T11:00:00Z"}'

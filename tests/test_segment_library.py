@@ -38,6 +38,9 @@ def test_segment_python_library_delivers_every_call(api: Ingest, gzip: bool) -> 
     client.flush()
     client.join()
     assert errors == []
+    copies = dict(api.rows("SELECT message_id, count(*) FROM raw.events GROUP BY message_id"))
+    assert set(copies) == set(sent)  # every call stored, by the messageId the library chose
+    assert set(copies.values()) == {1}  # and exactly once
     stored = {
         r.message_id: r
         for r in api.rows(

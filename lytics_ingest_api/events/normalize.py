@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,25 +17,39 @@ import msgspec
 from msgspec import UNSET
 
 from lytics_ingest_api.events.segment_shape import (
+    MAX_MESSAGE_ID,
+    MAX_NAME,
+    Attribution,
     Campaign,
+    CollectEvent,
     Context,
     Page,
     Properties,
     SegmentEvent,
     decode_event,
-    not_an_object,
+    invalid_part,
 )
-from lytics_ingest_api.events.timestamps import TimestampError, corrected, parse_time
-from lytics_ingest_api.jsontext import NUL_ESCAPE, storable
+from lytics_ingest_api.events.timestamps import (
+    EventTime,
+    TimestampError,
+    event_time,
+    parse_time,
+)
+from lytics_ingest_api.jsontext import (
+    MAX_EVENT_DEPTH,
+    UnstorableJsonError,
+    explain,
+    may_be_unstorable,
+    storable,
+)
 
 EVENT_TYPES = frozenset({"track", "page", "screen", "identify", "group", "alias"})
-MAX_MESSAGE_ID = 100
-MAX_NAME = 500
 PAGEVIEW_NAMES = frozenset({"pageview", "page_view", "page", "$pageview"})
 _NO_PROPERTIES = Properties()
 _NO_CONTEXT = Context()
 _NO_PAGE = Page()
 _NO_CAMPAIGN = Campaign()
+_NO_ATTRIBUTION = Attribution()
 
 
 class EventError(ValueError):
@@ -85,14 +98,6 @@ class EventRow:
     user_agent: str | None
     source: str
     payload: str  # JSON text
-
-
-def _obj(value: Any, field: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise EventError(field, f"{field} must be an object")
-    return value
 
 
 def _text(value: Any, field: str, limit: int = MAX_NAME) -> str | None:
@@ -147,11 +152,30 @@ def _too_large(ctx: RequestContext) -> EventError:
     return EventError("event", f"event exceeds {ctx.max_event_bytes} bytes", code="too_large")
 
 
-def _encoded(event: dict[str, Any], ctx: RequestContext) -> tuple[dict[str, Any], bytes]:
-    event, payload = storable(event)
+def _encoded(event: dict[str, Any], ctx: RequestContext) -> bytes:
+    try:
+        payload = storable(event, MAX_EVENT_DEPTH)
+    except UnstorableJsonError as exc:
+        raise EventError(exc.field, exc.message) from None
     if len(payload) > ctx.max_event_bytes:
         raise _too_large(ctx)
-    return event, payload
+    return payload
+
+
+def decode_event_json(data: bytes) -> Any:
+    """An event's JSON value, or an `EventError` naming the part that makes it unusable
+    (invalid UTF-8, a number out of range, nesting beyond what can be decoded)."""
+    try:
+        return msgspec.json.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        problem = explain(data, MAX_EVENT_DEPTH)
+        if problem is not None:
+            raise EventError(problem.field, problem.message) from None
+        if isinstance(exc, RecursionError):
+            raise EventError(
+                "event", f"the event nests deeper than {MAX_EVENT_DEPTH} levels"
+            ) from None
+        raise EventError("event", f"malformed JSON: {exc}") from None
 
 
 def _without_credentials(event: dict[str, Any]) -> dict[str, Any]:
@@ -169,11 +193,11 @@ def segment_event(event: Any, ctx: RequestContext, type_hint: str | None = None)
     """A Segment/native event. `type_hint` is the route's type (/v1/track) if any."""
     if not isinstance(event, dict):
         raise EventError("event", "each event must be a JSON object")
-    event, payload = _encoded(_without_credentials(event), ctx)
+    payload = _encoded(_without_credentials(event), ctx)
     try:
         shape = msgspec.convert(event, SegmentEvent)
     except msgspec.ValidationError as exc:
-        raise EventError(*not_an_object(exc)) from None
+        raise EventError(*invalid_part(exc)) from None
     return _segment_row(shape, ctx, type_hint, payload)
 
 
@@ -182,26 +206,59 @@ def segment_event_json(data: bytes, ctx: RequestContext, type_hint: str | None =
 
     Decoding only the fields that become columns, and keeping the bytes as the payload
     instead of encoding the event again, is what makes batches cheap. Whatever this
-    path does not handle identically goes to `segment_event`: a part that is not an
-    object (so the answer names it), a key in the body (removed from the payload),
-    a NUL escape (Postgres cannot store it) and a missing messageId (derived from the
-    canonical encoding, so a retry gets the same id however it was serialized).
+    path does not handle identically goes to `segment_event`: a key in the body
+    (removed from the payload), a missing messageId (derived from the canonical
+    encoding, so a retry gets the same id however it was serialized), and bytes that
+    may not be storable as they are (a NUL escape, deep nesting), which are decoded
+    whole so that the answer names the field. Numbers in fields this path skips are
+    not range-checked here: Postgres refuses the few it cannot hold (1e1000000), and
+    `routes.events.ingest` then answers that event alone (`unstorable_event`).
     """
+    if may_be_unstorable(data, MAX_EVENT_DEPTH):
+        return segment_event(decode_event_json(data), ctx, type_hint)
     try:
         shape = decode_event(data)
-    except msgspec.ValidationError:
-        return segment_event(msgspec.json.decode(data), ctx, type_hint)
+    except msgspec.ValidationError as exc:
+        raise EventError(*invalid_part(exc)) from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return segment_event(decode_event_json(data), ctx, type_hint)
     given = _given(shape.messageId, shape.message_id)
-    if (
-        shape.writeKey is not UNSET
-        or shape.write_key is not UNSET
-        or not given
-        or NUL_ESCAPE in data
-    ):
-        return segment_event(msgspec.json.decode(data), ctx, type_hint)
+    if shape.writeKey is not UNSET or shape.write_key is not UNSET or not given:
+        return segment_event(decode_event_json(data), ctx, type_hint)
     if len(data) > ctx.max_event_bytes:
         raise _too_large(ctx)
     return _segment_row(shape, ctx, type_hint, data)
+
+
+def _when(
+    ctx: RequestContext, timestamp: Any, original: Any, sent_at: Any, original_field: str
+) -> tuple[EventTime, datetime | None, datetime | None]:
+    """The event's time (timestamps.event_time), its client time and its sentAt."""
+    stamp = _time(timestamp, "timestamp")
+    client = _time(original, original_field)
+    sent = _time(sent_at, "sentAt") or ctx.sent_at
+    try:
+        when = event_time(ctx.received_at, stamp, client, sent, ctx.max_future)
+    except TimestampError as exc:
+        raise EventError(original_field, f"{original_field}: {exc}") from None
+    return when, client or stamp, sent
+
+
+def unstorable_event(payload: str) -> EventError:
+    """Why Postgres refused an event's row, naming the field when it can be found."""
+    problem = explain(payload.encode(), MAX_EVENT_DEPTH)
+    if problem is not None:
+        return EventError(problem.field, problem.message)
+    return EventError("event", "the database cannot store this event", code="unstorable")
+
+
+def _text_payload(payload: bytes) -> str:
+    try:
+        return payload.decode()
+    except UnicodeDecodeError:
+        problem = explain(payload, MAX_EVENT_DEPTH)
+        field = problem.field if problem is not None else "event"
+        raise EventError(field, f"{field} is not valid UTF-8") from None
 
 
 def _segment_row(
@@ -227,9 +284,10 @@ def _segment_row(
     page = context.page or _NO_PAGE
     campaign = context.campaign or _NO_CAMPAIGN
 
-    original = _time(_given(shape.originalTimestamp, shape.timestamp), "timestamp")
-    sent_at = _time(shape.sentAt, "sentAt") or ctx.sent_at
-    timestamp, clamped = corrected(ctx.received_at, original, sent_at, ctx.max_future)
+    original = None if shape.originalTimestamp is UNSET else shape.originalTimestamp
+    when, client_time, sent_at = _when(
+        ctx, shape.timestamp, original, shape.sentAt, "originalTimestamp"
+    )
 
     session = shape.sessionId or context.sessionId or properties.sessionId
     has_time = shape.timestamp is not None or shape.originalTimestamp not in (None, UNSET)
@@ -241,11 +299,11 @@ def _segment_row(
         anonymous_id=anonymous_id,
         user_id=user_id,
         session_id=_identity(session, "sessionId"),
-        timestamp=timestamp,
-        original_timestamp=original,
+        timestamp=when.timestamp,
+        original_timestamp=client_time,
         sent_at=sent_at,
         received_at=ctx.received_at,
-        timestamp_clamped=clamped,
+        timestamp_clamped=when.clamped,
         url=_soft_text(page.url) or _soft_text(properties.url),
         path=_soft_text(page.path) or _soft_text(properties.path),
         referrer=_soft_text(page.referrer) or _soft_text(properties.referrer),
@@ -255,34 +313,40 @@ def _segment_row(
         ip=_soft_text(context.ip) or ctx.ip,
         user_agent=_soft_text(context.userAgent) or ctx.user_agent,
         source=ctx.source,
-        payload=payload.decode(),
+        payload=_text_payload(payload),
     )
 
 
 def collect_event(event: Any, ctx: RequestContext) -> EventRow:
-    """Seed S1's beacon: eventType, sessionId, visitorId, siteId, url, path, attribution."""
+    """Seed S1's beacon: eventType, sessionId, visitorId, siteId, url, path, attribution.
+
+    Its `timestamp` is the browser's clock when the event happened (Segment's
+    `originalTimestamp`), so it is corrected by `sentAt` when one is sent.
+    """
     if not isinstance(event, dict):
         raise EventError("event", "the event must be a JSON object")
-    event, payload = _encoded(_without_credentials(event), ctx)
-    event_type = _text(event.get("eventType"), "eventType")
+    payload = _encoded(_without_credentials(event), ctx)
+    try:
+        shape = msgspec.convert(event, CollectEvent)
+    except msgspec.ValidationError as exc:
+        raise EventError(*invalid_part(exc)) from None
+    event_type = _text(shape.eventType, "eventType")
     if event_type is None:
         raise EventError("eventType", "eventType is required")
-    visitor = _identity(event.get("visitorId"), "visitorId")
-    user = _identity(event.get("userId"), "userId")
+    visitor = _identity(shape.visitorId, "visitorId")
+    user = _identity(shape.userId, "userId")
     if visitor is None and user is None:
         raise EventError("visitorId", "visitorId is required")
-    attribution = _obj(event.get("attribution"), "attribution")
-    utm = _obj(attribution.get("utmParams"), "attribution.utmParams")
+    attribution = shape.attribution or _NO_ATTRIBUTION
+    utm = attribution.utmParams or {}
 
-    original = _time(event.get("timestamp"), "timestamp")
-    sent_at = _time(event.get("sentAt"), "sentAt") or ctx.sent_at
-    timestamp, clamped = corrected(ctx.received_at, original, sent_at, ctx.max_future)
+    when, client_time, sent_at = _when(ctx, None, shape.timestamp, shape.sentAt, "timestamp")
     is_page = event_type.lower() in PAGEVIEW_NAMES
     return EventRow(
         project_id=ctx.project_id,
         message_id=_message_id(
-            event.get("messageId", event.get("message_id")),
-            event.get("timestamp") is not None or event.get("originalTimestamp") is not None,
+            shape.messageId or shape.message_id,
+            shape.timestamp is not None or shape.originalTimestamp is not None,
             ctx,
             payload,
         ),
@@ -290,20 +354,20 @@ def collect_event(event: Any, ctx: RequestContext) -> EventRow:
         event=None if is_page else event_type,
         anonymous_id=visitor,
         user_id=user,
-        session_id=_identity(event.get("sessionId"), "sessionId"),
-        timestamp=timestamp,
-        original_timestamp=original,
+        session_id=_identity(shape.sessionId, "sessionId"),
+        timestamp=when.timestamp,
+        original_timestamp=client_time,
         sent_at=sent_at,
         received_at=ctx.received_at,
-        timestamp_clamped=clamped,
-        url=_soft_text(event.get("url")),
-        path=_soft_text(event.get("path")),
-        referrer=_soft_text(event.get("referrer")) or _soft_text(attribution.get("referrer")),
+        timestamp_clamped=when.clamped,
+        url=_soft_text(shape.url),
+        path=_soft_text(shape.path),
+        referrer=_soft_text(shape.referrer) or _soft_text(attribution.referrer),
         utm_source=_soft_text(utm.get("utm_source")),
         utm_medium=_soft_text(utm.get("utm_medium")),
         utm_campaign=_soft_text(utm.get("utm_campaign")),
         ip=ctx.ip,
-        user_agent=_soft_text(event.get("userAgent")) or ctx.user_agent,
+        user_agent=_soft_text(shape.userAgent) or ctx.user_agent,
         source=ctx.source,
-        payload=payload.decode(),
+        payload=_text_payload(payload),
     )

@@ -1,7 +1,25 @@
-"""Client times: parsing, and the clock-skew correction of Segment and PostHog."""
+"""Client times: parsing, and which time an event happened at.
+
+The rule, as Segment's spec and RudderStack's server define it (docs/ingest.md):
+
+1. An explicit `timestamp` wins: it is the time the caller says the event
+   happened (a historical import, a backdated call) and is taken as sent.
+2. Otherwise, with `originalTimestamp` (the SDK's clock when the call was made)
+   and `sentAt` (the SDK's clock when the request left, per event or per batch):
+   `receivedAt + (originalTimestamp - sentAt)`, the event's time on the server's
+   clock, whatever the client's clock was off by.
+3. `originalTimestamp` without any `sentAt`: taken as sent.
+4. No time at all: `receivedAt`.
+
+Whatever the source, a result more than `max_future` after receipt (a broken
+client clock) is kept at `receivedAt` and flagged as clamped. A correction that
+leaves the representable range (`originalTimestamp` in year 9999 with `sentAt` in
+2000) is refused as invalid input, naming `originalTimestamp`.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +29,12 @@ _MS_THRESHOLD = 1e11
 
 class TimestampError(ValueError):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class EventTime:
+    timestamp: datetime  # when the event happened, on the server's clock
+    clamped: bool  # the client's time was too far ahead and receipt time was used
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -34,20 +58,30 @@ def parse_time(value: Any) -> datetime | None:
     raise TimestampError("must be an ISO 8601 string or epoch number")
 
 
-def corrected(
+def event_time(
     received_at: datetime,
+    timestamp: datetime | None,
     original: datetime | None,
     sent_at: datetime | None,
     max_future: timedelta,
-) -> tuple[datetime, bool]:
-    """`received_at + (original - sent_at)`: the event's time on the server's clock.
+) -> EventTime:
+    """The event's time by the rule of this module's docstring.
 
-    Returns the time and whether it was clamped (more than `max_future` ahead
-    of receipt: a broken client clock; kept, at receipt time, and flagged).
+    Raises `TimestampError` when the skew correction leaves the range of datetimes.
     """
-    if original is None:
-        return received_at, False
-    timestamp = received_at + (original - sent_at) if sent_at is not None else original
-    if timestamp - received_at > max_future:
-        return received_at, True
-    return timestamp, False
+    if timestamp is not None:
+        when = timestamp
+    elif original is not None and sent_at is not None:
+        try:
+            when = received_at + (original - sent_at)
+        except OverflowError as exc:
+            raise TimestampError(
+                "correcting it by sentAt leaves the range of representable times"
+            ) from exc
+    elif original is not None:
+        when = original
+    else:
+        return EventTime(received_at, False)
+    if when - received_at > max_future:
+        return EventTime(received_at, True)
+    return EventTime(when, False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -20,7 +21,7 @@ from lytics.settings import Settings
 from lytics_ingest_api.admission import admit
 from lytics_ingest_api.answers import Answer, json_answer
 from lytics_ingest_api.auth import Principal, require_write_key
-from lytics_ingest_api.body import decode_json, read_body, read_json, require_json_type, too_large
+from lytics_ingest_api.body import decode_json, read_body, read_json, too_large
 from lytics_ingest_api.client_ip import Network, client_ip
 from lytics_ingest_api.errors import ApiError, ErrorBody, StoreUnavailableError, bad_request
 from lytics_ingest_api.events.normalize import (
@@ -28,10 +29,19 @@ from lytics_ingest_api.events.normalize import (
     EventRow,
     RequestContext,
     collect_event,
+    decode_event_json,
     segment_event,
     segment_event_json,
+    unstorable_event,
 )
-from lytics_ingest_api.events.segment_shape import BatchEnvelope, decode_envelope
+from lytics_ingest_api.events.segment_shape import (
+    MAX_BATCH_EVENTS,
+    CollectEvent,
+    SegmentBatch,
+    SegmentEvent,
+    decode_batch,
+    invalid_part,
+)
 from lytics_ingest_api.events.timestamps import TimestampError, parse_time
 from lytics_ingest_api.events.writer import (
     CommitOutcomeUnknownError,
@@ -41,20 +51,16 @@ from lytics_ingest_api.events.writer import (
 from lytics_ingest_api.incoming import Incoming
 from lytics_ingest_api.observability import count_events, note
 from lytics_ingest_api.openapi_docs import (
-    BATCH_BODY,
-    COLLECT_BODY,
-    EVENT_BODY,
-    EVENTS_BODY,
     WRITE_ERRORS,
     WRITE_KEY,
     json_body,
     responses,
+    struct_body,
 )
 from lytics_ingest_api.response_bodies import BatchAnswer, CollectAnswer, EventAnswer
 
 # A transparent 1x1 GIF for pixels.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
-MAX_BATCH_EVENTS = 2500
 SEGMENT_KINDS = ("track", "identify", "page", "screen", "group", "alias")
 
 
@@ -103,6 +109,30 @@ async def _store(state: State, rows: list[EventRow]) -> list[bool]:
         ) from exc
 
 
+async def _store_rows(state: State, rows: list[EventRow]) -> Sequence[bool | EventError]:
+    """Whether each row is new; an `EventError` for a row Postgres refused.
+
+    Rows are written together. When Postgres refuses them for their content (a number
+    it cannot hold, found only there because the batch path does not decode what it
+    does not read), each row is written on its own, so only the bad ones are rejected.
+    """
+    try:
+        return await _store(state, rows)
+    except ApiError as exc:
+        if exc.code != "unstorable":
+            raise
+    return await asyncio.gather(*(_store_alone(state, row) for row in rows))
+
+
+async def _store_alone(state: State, row: EventRow) -> bool | EventError:
+    try:
+        return (await _store(state, [row]))[0]
+    except ApiError as exc:
+        if exc.code != "unstorable":
+            raise
+        return unstorable_event(row.payload)
+
+
 async def ingest(
     request: Incoming,
     events: Sequence[Any],
@@ -122,8 +152,18 @@ async def ingest(
         positions.append(len(outcomes))
         outcomes.append(Outcome(index, "accepted", row.message_id))
         rows.append(row)
-    for position, new in zip(positions, await _store(request.app.state, rows), strict=True):
-        if not new:
+    for position, stored in zip(positions, await _store_rows(request.app.state, rows), strict=True):
+        if isinstance(stored, EventError):
+            outcomes[position] = Outcome(
+                outcomes[position].index,
+                "rejected",
+                None,
+                stored.code,
+                stored.message,
+                stored.field,
+            )
+            count_events("rejected", stored.code)
+        elif not stored:
             outcomes[position].status = "duplicate"
     accepted = sum(o.status == "accepted" for o in outcomes)
     duplicates = sum(o.status == "duplicate" for o in outcomes)
@@ -184,7 +224,7 @@ def _segment_call(kind: str) -> Endpoint:
 
 def _with_batch_context(event: Any, shared: dict[str, Any]) -> Any:
     """Segment's batch-level `context` and `integrations` apply to every event."""
-    if not isinstance(event, dict) or not shared:
+    if not isinstance(event, dict):
         return event
     merged = dict(event)
     for name, value in shared.items():
@@ -195,35 +235,51 @@ def _with_batch_context(event: Any, shared: dict[str, Any]) -> Any:
 
 async def segment_batch(request: Incoming) -> Answer:
     settings: Settings = request.app.state.settings
-    require_json_type(request)
     data = await read_body(request, settings.max_batch_bytes)
     try:
-        envelope = decode_envelope(data)
-    except msgspec.MsgspecError:
-        envelope = None
-    if envelope is None or _shared_fields(envelope):
-        # Not a plain batch (malformed, not an object, no `batch` array) or batch-level
-        # fields that change every event: the general path says what is wrong or merges.
-        return await _segment_batch(request, decode_json(data))
+        envelope = decode_batch(data)
+    except msgspec.ValidationError as exc:
+        field, message = invalid_part(exc, "body")
+        if field == "body" or message == "batch is required":
+            # Not an object, or no `batch`: a key in the body still decides 401 before 400.
+            body = decode_json(data)
+            await require_write_key(request, body if isinstance(body, dict) else None)
+            raise bad_request(
+                "the body must be an object with a `batch` array", field="batch"
+            ) from None
+        if field == "batch" and "length" in message:
+            raise ApiError(
+                413, "too_large", f"a batch holds at most {MAX_BATCH_EVENTS} events", field=field
+            ) from None
+        raise bad_request(message, field=field) from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        decode_json(data)  # answers with what is wrong, naming the field
+        raise bad_request("malformed JSON", field="body") from None
     keys = {"writeKey": envelope.writeKey, "write_key": envelope.write_key}
     principal = await require_write_key(request, keys)
     headers = admit(request, principal)
-    ctx = _batch_context(request, principal, envelope.sentAt, len(envelope.batch))
-    # Each event is decoded from its own bytes, which are stored as its payload.
+    ctx = _batch_context(request, principal, envelope.sentAt)
+    # Each event is decoded from its own bytes (stored as its payload when nothing
+    # changes it), so one bad event is rejected alone.
     raws = [bytes(raw) for raw in envelope.batch]
-    outcomes = await ingest(request, raws, ctx, lambda e, c: segment_event_json(e, c, None))
+    shared = {
+        name: value
+        for name, value in (("context", envelope.context), ("integrations", envelope.integrations))
+        if isinstance(value, dict)
+    }
+    if shared:
+        outcomes = await ingest(
+            request,
+            raws,
+            ctx,
+            lambda e, c: segment_event(_with_batch_context(decode_event_json(e), shared), c),
+        )
+    else:
+        outcomes = await ingest(request, raws, ctx, lambda e, c: segment_event_json(e, c, None))
     return _many_answer(outcomes, headers)
 
 
-def _shared_fields(envelope: BatchEnvelope) -> bool:
-    return isinstance(envelope.context, dict) or isinstance(envelope.integrations, dict)
-
-
-def _batch_context(
-    request: Incoming, principal: Principal, sent_at: Any, size: int
-) -> RequestContext:
-    if size > MAX_BATCH_EVENTS:
-        raise ApiError(413, "too_large", f"a batch holds at most {MAX_BATCH_EVENTS} events")
+def _batch_context(request: Incoming, principal: Principal, sent_at: Any) -> RequestContext:
     ctx = _context(request, principal, "segment")
     if sent_at is not None:
         try:
@@ -233,36 +289,34 @@ def _batch_context(
     return ctx
 
 
-async def _segment_batch(request: Incoming, body: Any) -> Answer:
-    if not isinstance(body, dict):
-        raise bad_request("the body must be an object with a `batch` array", field="batch")
-    principal = await require_write_key(request, body)
-    headers = admit(request, principal)
-    batch = body.get("batch")
-    if not isinstance(batch, list):
-        raise bad_request("`batch` must be an array of events", field="batch")
-    ctx = _batch_context(request, principal, body.get("sentAt"), len(batch))
-    shared = {k: body[k] for k in ("context", "integrations") if isinstance(body.get(k), dict)}
-    events = [_with_batch_context(e, shared) for e in batch]
-    outcomes = await ingest(request, events, ctx, lambda e, c: segment_event(e, c, None))
-    return _many_answer(outcomes, headers)
+_decode_array = msgspec.json.Decoder(list[msgspec.Raw]).decode
 
 
 async def native_events(request: Incoming) -> Answer:
     settings: Settings = request.app.state.settings
-    body = await read_json(request, settings.max_batch_bytes)
+    data = await read_body(request, settings.max_batch_bytes)
+    if data.lstrip()[:1] == b"[":
+        # An array: each event decoded from its own bytes, so one bad event is rejected alone.
+        try:
+            events: list[Any] = [bytes(raw) for raw in _decode_array(data)]
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            decode_json(data)  # answers with what is wrong, naming the field
+            raise bad_request("malformed JSON", field="body") from None
+        principal = await require_write_key(request)
+        headers = admit(request, principal)
+        if len(events) > MAX_BATCH_EVENTS:
+            raise ApiError(413, "too_large", f"a request holds at most {MAX_BATCH_EVENTS} events")
+        ctx = _context(request, principal, "native")
+        outcomes = await ingest(request, events, ctx, lambda e, c: segment_event_json(e, c, None))
+        return _many_answer(outcomes, headers)
+    body = decode_json(data)
     principal = await require_write_key(request, body if isinstance(body, dict) else None)
     headers = admit(request, principal)
-    ctx = _context(request, principal, "native")
-    if isinstance(body, dict):
-        outcomes = await ingest(request, [body], ctx, lambda e, c: segment_event(e, c, None))
-        return _single_answer(outcomes[0], headers)
-    if not isinstance(body, list):
+    if not isinstance(body, dict):
         raise bad_request("send an event object or an array of events", field="event")
-    if len(body) > MAX_BATCH_EVENTS:
-        raise ApiError(413, "too_large", f"a request holds at most {MAX_BATCH_EVENTS} events")
-    outcomes = await ingest(request, body, ctx, lambda e, c: segment_event(e, c, None))
-    return _many_answer(outcomes, headers)
+    ctx = _context(request, principal, "native")
+    outcomes = await ingest(request, [body], ctx, lambda e, c: segment_event(e, c, None))
+    return _single_answer(outcomes[0], headers)
 
 
 def _collect_answer(outcome: Outcome, headers: dict[str, str], ctx: RequestContext) -> Answer:
@@ -282,7 +336,6 @@ def _collect_answer(outcome: Outcome, headers: dict[str, str], ctx: RequestConte
 
 async def collect(request: Incoming) -> Answer:
     settings: Settings = request.app.state.settings
-    require_json_type(request)
     body = decode_json(await read_body(request, settings.max_event_bytes))
     principal = await require_write_key(request, body if isinstance(body, dict) else None)
     headers = admit(request, principal)
@@ -340,7 +393,7 @@ SEGMENT_CALLS = [
         ENDPOINTS["POST", f"/v1/{kind}"],
         operation_id=f"segment_{kind}",
         summary=f"Segment `{kind}` call",
-        operation_class=json_body(EVENT_BODY),
+        operation_class=json_body(struct_body(SegmentEvent)),
         responses=responses(EventAnswer, *WRITE_ERRORS),
     )
     for kind in SEGMENT_KINDS
@@ -353,7 +406,9 @@ ROUTES = [
         segment_batch,
         operation_id="segment_batch",
         summary="Segment batch: many calls in one request, answered per event",
-        operation_class=json_body(BATCH_BODY),
+        operation_class=json_body(
+            struct_body(SegmentBatch, raw_items={"SegmentBatch.batch": SegmentEvent})
+        ),
         responses=responses(BatchAnswer, *WRITE_ERRORS, s400=ErrorBody | BatchAnswer),
     ),
     _documented(
@@ -361,7 +416,7 @@ ROUTES = [
         native_events,
         operation_id="events",
         summary="Native events: one event object or an array of them",
-        operation_class=json_body(EVENTS_BODY),
+        operation_class=json_body(struct_body(SegmentEvent | list[SegmentEvent])),
         responses=responses(BatchAnswer, *WRITE_ERRORS, s400=ErrorBody | BatchAnswer),
     ),
     _documented(
@@ -369,7 +424,7 @@ ROUTES = [
         collect,
         operation_id="collect",
         summary="Browser beacon (seed S1 shape); text/plain accepted for sendBeacon",
-        operation_class=json_body(COLLECT_BODY),
+        operation_class=json_body(struct_body(CollectEvent)),
         responses=responses(CollectAnswer, *WRITE_ERRORS),
     ),
     get(

@@ -4,31 +4,35 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
+import msgspec
 from litestar import Request, Response, post
 from litestar.params import FromPath
+from msgspec import Meta
 
 from lytics_ingest_api.admission import admit
 from lytics_ingest_api.auth import Principal, require_write_key
 from lytics_ingest_api.body import read_json
 from lytics_ingest_api.errors import bad_request
+from lytics_ingest_api.events.segment_shape import Time, invalid_part
 from lytics_ingest_api.events.timestamps import TimestampError, parse_time
-from lytics_ingest_api.jsontext import jsonb_text, storable
+from lytics_ingest_api.jsontext import MAX_EVENT_DEPTH, UnstorableJsonError, storable
 from lytics_ingest_api.observability import note
 from lytics_ingest_api.openapi_docs import (
-    REPLAY_EVENTS_BODY,
-    SESSION_START_BODY,
     WRITE_ERRORS,
     WRITE_KEY,
     json_body,
     responses,
+    struct_body,
 )
 from lytics_ingest_api.response_bodies import ReplayStored, SessionStarted
 
 # Full DOM snapshots make replay batches far larger than analytics events.
 MAX_REPLAY_BYTES = 5 * 1024 * 1024
 MAX_ID = 200
+# rrweb snapshots nest two levels per DOM level; this is far beyond any real page.
+MAX_REPLAY_DEPTH = 512
 
 INSERT_SESSION = """
 INSERT INTO raw.replay_sessions
@@ -58,20 +62,66 @@ def _opt_text(value: Any, field: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise bad_request(f"{field} must be a string", field=field)
-    return value.replace("\x00", "\ufffd")
+    if "\x00" in value:
+        raise bad_request(f"{field} contains a NUL (U+0000)", field=field)
+    return value
+
+
+ReplayId = Annotated[str, Meta(min_length=1, max_length=MAX_ID)]
+_Shape = TypeVar("_Shape")
+
+
+class ReplayMetadata(msgspec.Struct):
+    """What the recorder knows about the page; stored whole (unknown keys too)."""
+
+    url: str | None = None
+    referrer: str | None = None
+    userAgent: str | None = None
+    screen: dict[str, Any] | None = None
+    viewport: dict[str, Any] | None = None
+    timestamp: Time | None = None
+
+
+class SessionStart(msgspec.Struct):
+    """`POST /v1/sessions/start` (and `/api/sessions/start`)."""
+
+    sessionId: ReplayId
+    userId: str | None = None
+    userEmail: str | None = None
+    metadata: ReplayMetadata | None = None
+
+
+class ReplayBatch(msgspec.Struct):
+    """`POST /v1/sessions/{id}/events`, and `/api/ingest` (which needs `sessionId`)."""
+
+    events: Annotated[list[dict[str, Any]], Meta(min_length=1, description="rrweb events")]
+    sessionId: ReplayId | None = None
+    batchId: ReplayId | None = None
+    timestamp: Time | None = None
+
+
+def _shaped(body: Any, shape: type[_Shape]) -> _Shape:
+    try:
+        return msgspec.convert(body, shape)
+    except msgspec.ValidationError as exc:
+        field, message = invalid_part(exc, "body")
+        raise bad_request(message, field=field) from None
+
+
+def _json(value: Any, max_depth: int, root: str) -> bytes:
+    try:
+        return storable(value, max_depth, root)
+    except UnstorableJsonError as exc:
+        raise bad_request(exc.message, field=exc.field) from None
 
 
 async def _start(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     principal = await require_write_key(request)
     headers = admit(request, principal)
     body = await read_json(request, 64 * 1024)
-    if not isinstance(body, dict):
-        raise bad_request("the body must be an object", field="sessionId")
-    session_id = _id(body.get("sessionId"), "sessionId")
-    meta = body.get("metadata", {})
-    meta = {} if meta is None else meta
-    if not isinstance(meta, dict):
-        raise bad_request("metadata must be an object", field="metadata")
+    start = _shaped(body, SessionStart)
+    session_id = _id(start.sessionId, "sessionId")
+    meta = body.get("metadata") or {}
     try:
         started = parse_time(meta.get("timestamp")) or datetime.now(UTC)
     except TimestampError as exc:
@@ -84,7 +134,7 @@ async def _start(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         _opt_text(meta.get("url"), "metadata.url"),
         _opt_text(meta.get("referrer"), "metadata.referrer"),
         _opt_text(meta.get("userAgent"), "metadata.userAgent"),
-        jsonb_text(meta),
+        _json(meta, MAX_EVENT_DEPTH, "metadata").decode(),
         started,
     )
     async with request.app.state.pool.connection() as conn, conn.transaction():
@@ -122,10 +172,8 @@ async def _store_batch(
     session_id: str,
     body: dict[str, Any],
 ) -> Response[dict[str, Any]]:
-    events = body.get("events")
-    if not isinstance(events, list) or not events:
-        raise bad_request("events must be a non-empty array of rrweb events", field="events")
-    events, encoded = storable(events)
+    events = _shaped(body, ReplayBatch).events
+    encoded = _json(events, MAX_REPLAY_DEPTH, "events")
     batch_id = body.get("batchId")
     # Without a client batch id, the content identifies the batch: a retried
     # upload of the same events is stored once.
@@ -155,7 +203,7 @@ async def _store_batch(
     ["/v1/sessions/start", "/api/sessions/start"],
     summary="Register a replay session (user, URL, referrer, user agent, screen, viewport)",
     tags=["replay"],
-    operation_class=json_body(SESSION_START_BODY),
+    operation_class=json_body(struct_body(SessionStart)),
     status_code=200,
     security=WRITE_KEY,
     responses=responses(SessionStarted, *WRITE_ERRORS),
@@ -169,7 +217,7 @@ async def session_start(request: Request[Any, Any, Any]) -> Response[dict[str, A
     operation_id="replay_session_events",
     summary="Upload a batch of rrweb events for a session",
     tags=["replay"],
-    operation_class=json_body(REPLAY_EVENTS_BODY),
+    operation_class=json_body(struct_body(ReplayBatch)),
     status_code=200,
     security=WRITE_KEY,
     responses=responses(ReplayStored, *WRITE_ERRORS),
@@ -190,7 +238,7 @@ async def session_events(
     operation_id="replay_ingest_legacy",
     summary="Seed S4's upload path: {sessionId, events, timestamp}",
     tags=["replay"],
-    operation_class=json_body(REPLAY_EVENTS_BODY),
+    operation_class=json_body(struct_body(ReplayBatch)),
     status_code=200,
     security=WRITE_KEY,
     responses=responses(ReplayStored, *WRITE_ERRORS),

@@ -33,6 +33,7 @@ from lytics.settings import MissingSettingError, Settings
 from lytics.webhook_secrets import CIPHER_PURPOSE, SOURCE, decrypt_secrets
 from lytics_ingest_api.body import media_type, read_body
 from lytics_ingest_api.errors import ApiError, StoreUnavailableError, bad_request
+from lytics_ingest_api.jsontext import UnstorableJsonError, storable
 from lytics_ingest_api.observability import WEBHOOKS, note
 from lytics_ingest_api.openapi_docs import WEBHOOK_BODY, json_body, responses
 from lytics_ingest_api.response_bodies import WebhookStored
@@ -231,6 +232,8 @@ def _text(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None
     text = str(value).strip()
+    if "\x00" in text:
+        return None  # Postgres text cannot hold it; the stored body keeps the value
     return text[:MAX_TEXT] or None
 
 
@@ -295,16 +298,21 @@ def _payload(request: Request[Any, Any, Any], body: bytes) -> Any:
             return None
     try:
         return msgspec.json.decode(raw) if raw else None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        # Not JSON, not UTF-8, a number out of range, too deep to decode: the verified
+        # bytes are stored all the same; only the parsed copy is missing.
         return None
 
 
 def _jsonb(value: Any) -> str | None:
     if value is None:
         return None
-    encoded = msgspec.json.encode(value)
-    # jsonb cannot hold U+0000; the exact bytes are kept in `body` anyway.
-    return None if b"\\u0000" in encoded else encoded.decode()
+    try:
+        return storable(value).decode()
+    except UnstorableJsonError:
+        # jsonb cannot hold U+0000, and a parsed copy need not nest without bound; the
+        # exact bytes are kept in `body` anyway.
+        return None
 
 
 def _stored_headers(request: Request[Any, Any, Any]) -> dict[str, str]:
