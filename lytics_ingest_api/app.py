@@ -36,6 +36,7 @@ from lytics_ingest_api.routes import (
     reads,
     replay,
 )
+from lytics_ingest_api.suppressions import Suppressions
 from lytics_ingest_api.webhooks import routes as webhook_routes
 
 # Bodies are read by the handlers with their own limits (decompressed sizes);
@@ -95,6 +96,7 @@ def create_litestar(settings: Settings | None = None) -> Litestar:
             reader_pool=readers,
             writer=writer,
             key_resolver=KeyResolver(pool, settings.key_cache_seconds),
+            suppressions=Suppressions(pool, settings.key_cache_seconds),
         )
         try:
             yield

@@ -30,6 +30,10 @@ HTTP_LATENCY = Histogram(
 )
 EVENTS = Counter("lytics_events_total", "Events by outcome", ["result", "reason"])
 WEBHOOKS = Counter("lytics_webhooks_total", "Webhook deliveries by outcome", ["provider", "result"])
+# Events a project sent that reached the writer (accepted or duplicate), by project id:
+# the "a project that usually sends went silent" alert (deploy/prometheus). Projects
+# are tenants, a bounded set, unlike users or paths.
+PROJECT_EVENTS = Counter("lytics_project_events_total", "Events received per project", ["project"])
 WRITER_BATCH_ROWS = Histogram(
     "lytics_writer_batch_rows",
     "Rows per committed event batch",
@@ -89,6 +93,16 @@ def count_events(result: str, reason: str, amount: int = 1) -> None:
     counter = _events.get((result, reason))
     if counter is None:
         counter = _events[result, reason] = EVENTS.labels(result, reason)
+    counter.inc(amount)
+
+
+_projects: dict[int, Any] = {}
+
+
+def count_project_events(project_id: int, amount: int) -> None:
+    counter = _projects.get(project_id)
+    if counter is None:
+        counter = _projects[project_id] = PROJECT_EVENTS.labels(str(project_id))
     counter.inc(amount)
 
 

@@ -21,7 +21,9 @@ from sqlalchemy import Engine, text
 
 from lytics.crypto import Cipher
 from lytics.exports.destinations import CIPHER_PURPOSE, add_destination
+from lytics.privacy.erasure import erase
 from lytics.privacy.identities import identity_hash
+from lytics.privacy.requests import create_request
 from lytics_assets.exports.definitions import build as build_exports
 from lytics_assets.exports.resources import ExportsResource
 from lytics_assets.metrics.jobs import refresh_metrics
@@ -452,3 +454,36 @@ def test_malformed_requests_are_400_and_nothing_is_filed(
     if field is not None:
         assert answer.json()["field"] == field
     assert _count(api.engine, "SELECT count(*) FROM app.deletion_requests") == 0
+
+
+def test_a_deleted_persons_later_events_are_answered_and_stored_nowhere(api: Ingest) -> None:
+    with api.engine.begin() as conn:
+        request = create_request(conn, "site", user_ids=["u1"], requested_by="cli")
+    erase(api.engine, request.id, "test-run")
+    before = api.get("/metrics").text
+
+    late = [
+        {"type": "track", "event": "E", "userId": "u1", "messageId": "late-1"},
+        {"type": "page", "anonymousId": "a9", "userId": "u1", "messageId": "late-2"},
+        {"type": "track", "event": "E", "userId": "u2", "messageId": "other-1"},
+    ]
+    answer = api.post("/v1/batch", json={"batch": late})
+    assert answer.status_code == 200, answer.text
+    assert [r["status"] for r in answer.json()["results"]] == ["accepted"] * 3
+    single = api.post("/v1/track", json={"event": "E", "userId": "u1", "messageId": "late-3"})
+    assert single.status_code == 200
+    assert single.json()["status"] == "accepted"
+    assert api.scalar("SELECT array_agg(message_id) FROM raw.events") == ["other-1"]
+    after = api.get("/metrics").text
+    assert (
+        _sample(after, 'lytics_events_total{reason="",result="suppressed"}')
+        - _sample(before, 'lytics_events_total{reason="",result="suppressed"}')
+        == 3
+    )
+
+
+def _sample(text: str, line_start: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(line_start + " "):
+            return float(line.split()[-1])
+    return 0.0

@@ -49,7 +49,7 @@ from lytics_ingest_api.events.writer import (
     WriterClosedError,
 )
 from lytics_ingest_api.incoming import Incoming
-from lytics_ingest_api.observability import count_events, note
+from lytics_ingest_api.observability import count_events, count_project_events, note
 from lytics_ingest_api.openapi_docs import (
     WRITE_ERRORS,
     WRITE_KEY,
@@ -58,6 +58,7 @@ from lytics_ingest_api.openapi_docs import (
     struct_body,
 )
 from lytics_ingest_api.response_bodies import BatchAnswer, CollectAnswer, EventAnswer
+from lytics_ingest_api.suppressions import suppressed
 
 # A transparent 1x1 GIF for pixels.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -142,12 +143,18 @@ async def ingest(
     outcomes: list[Outcome] = []
     rows: list[EventRow] = []
     positions: list[int] = []
+    hashes = await request.app.state.suppressions.of(ctx.project_id)
     for index, event in enumerate(events):
         try:
             row = normalize(event, ctx)
         except EventError as exc:
             outcomes.append(Outcome(index, "rejected", None, exc.code, exc.message, exc.field))
             count_events("rejected", exc.code)
+            continue
+        if hashes and suppressed(row, hashes):
+            # A deleted person's event: answered as any other, stored nowhere.
+            outcomes.append(Outcome(index, "accepted", row.message_id))
+            count_events("suppressed", "")
             continue
         positions.append(len(outcomes))
         outcomes.append(Outcome(index, "accepted", row.message_id))
@@ -167,6 +174,8 @@ async def ingest(
             outcomes[position].status = "duplicate"
     accepted = sum(o.status == "accepted" for o in outcomes)
     duplicates = sum(o.status == "duplicate" for o in outcomes)
+    if rows:
+        count_project_events(ctx.project_id, len(rows))
     if accepted:
         count_events("accepted", "", accepted)
     if duplicates:
