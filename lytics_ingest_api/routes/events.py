@@ -426,7 +426,8 @@ ROUTES = [
         operation_id="events",
         summary="Native events: one event object or an array of them",
         operation_class=json_body(struct_body(SegmentEvent | list[SegmentEvent])),
-        responses=responses(BatchAnswer, *WRITE_ERRORS, s400=ErrorBody | BatchAnswer),
+        # One event is answered as a single call, an array per event.
+        responses=responses(EventAnswer | BatchAnswer, *WRITE_ERRORS, s400=ErrorBody | BatchAnswer),
     ),
     _documented(
         "/collect",
