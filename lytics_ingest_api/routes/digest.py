@@ -270,7 +270,9 @@ async def digest_weekly(
     def record() -> None:
         with project_transaction(engine, principal.project_id) as conn:
             conn.exec_driver_sql(
-                "UPDATE app.digest_runs SET dagster_run_id = %(d)s WHERE id = %(id)s",
+                # A retry that has already adopted the digest run named itself: keep that.
+                "UPDATE app.digest_runs SET dagster_run_id = %(d)s"
+                " WHERE id = %(id)s AND dagster_run_id IS NULL",
                 {"d": dagster_run_id, "id": digest_run_id},
             )
 
