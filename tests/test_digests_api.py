@@ -20,9 +20,11 @@ import httpx
 import psycopg
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
 from lytics.digests import runs
 from lytics.digests.content import build, project_info
+from lytics.digests.scoped import reader_engine
 from lytics.digests.service import run_digest
 from lytics.projects import create_project
 from lytics.settings import Settings
@@ -446,3 +448,9 @@ def test_bad_input_is_a_400_not_a_500(api: Ingest, engine: Engine) -> None:
     assert deliveries(engine) == {}
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM app.digest_runs")).scalar() == 0
+
+
+def test_the_digest_reader_stops_a_statement_past_the_read_timeout(database_url: str) -> None:
+    engine = reader_engine(database_url, 150)
+    with engine.connect() as conn, pytest.raises(OperationalError, match="statement timeout"):
+        conn.exec_driver_sql("SELECT pg_sleep(30)")

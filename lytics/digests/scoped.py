@@ -12,10 +12,16 @@ from lytics.warehouse.engine import create_sync_engine
 READER_ROLE = "lytics_reader"
 
 
-def reader_engine(database_url: str) -> Engine:
+def reader_engine(database_url: str, statement_timeout_ms: int) -> Engine:
     """The read role's engine. NullPool: digest calls are rare admin calls, and nothing is
-    left open between them."""
-    return create_sync_engine(database_url, role=READER_ROLE, poolclass=pool.NullPool)
+    left open between them. Its statements stop after `statement_timeout_ms`, as the
+    read API's do, so no digest read can starve ingest."""
+    return create_sync_engine(
+        database_url,
+        role=READER_ROLE,
+        statement_timeout_ms=statement_timeout_ms,
+        poolclass=pool.NullPool,
+    )
 
 
 @contextmanager

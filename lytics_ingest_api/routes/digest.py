@@ -60,7 +60,10 @@ def digest_engine(request: Request[Any, Any, Any]) -> Engine:
     """The core's digest code is synchronous: a sync engine as the reader role, made once."""
     engine: Engine | None = request.app.state.get("digest_engine")
     if engine is None:
-        engine = reader_engine(settings_of(request).require_database_url())
+        settings = settings_of(request)
+        engine = reader_engine(
+            settings.require_database_url(), settings.reader_statement_timeout_ms
+        )
         request.app.state["digest_engine"] = engine
     return engine
 
