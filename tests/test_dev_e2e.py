@@ -116,6 +116,7 @@ def _wait_for(running: Running, check: str, dagster: bool = True) -> None:
             "run_failure_alert",
             "github_webhook_sensor",
             "github_marts_sensor",
+            "privacy_deletions",
         }
         assert {s["name"] for s in repository["schedules"]} == {
             "hourly_metrics",
@@ -124,8 +125,10 @@ def _wait_for(running: Running, check: str, dagster: bool = True) -> None:
             "github_daily",
             "github_daily_snapshot",
             "weekly_digest_schedule",
+            "retention_daily",
         }
         assert "github/stargazers" in keys
+        assert "app/raw_horizons" in keys
         assert {"exports/events_hourly", "exports/events_daily"} <= keys
 
 
