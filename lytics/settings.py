@@ -82,6 +82,13 @@ class Settings(BaseSettings):
         200.0, ge=0, validation_alias=_env("LYTICS_RATE_LIMIT_PER_SECOND")
     )
     rate_limit_burst: int = Field(400, ge=1, validation_alias=_env("LYTICS_RATE_LIMIT_BURST"))
+    # Share the rate limits between every API worker and host (redis://host:6379/0);
+    # unset: each process limits on its own. Keys start with the prefix, so several
+    # deployments can share one Redis.
+    redis_url: SecretStr | None = Field(None, validation_alias=_env("LYTICS_REDIS_URL"))
+    redis_prefix: str = Field(
+        "lytics", min_length=1, max_length=64, validation_alias=_env("LYTICS_REDIS_PREFIX")
+    )
     # Comma-separated addresses/CIDRs whose X-Forwarded-For we believe.
     trusted_proxies: str = Field("", validation_alias=_env("LYTICS_TRUSTED_PROXIES"))
     # How long a verified key is remembered; a revoked key dies within this time.

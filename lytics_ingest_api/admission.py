@@ -9,11 +9,14 @@ from lytics_ingest_api.auth import Caller, Principal
 from lytics_ingest_api.errors import ApiError
 from lytics_ingest_api.observability import note
 from lytics_ingest_api.rate_limit import RateLimiter
+from lytics_ingest_api.shared_rate_limit import SharedRateLimiter
+
+Limiter = RateLimiter | SharedRateLimiter
 
 _RATE_LIMIT_HEADERS = "rate_limit_headers"
 
 
-def admit(request: Caller, principal: Principal) -> dict[str, str]:
+async def admit(request: Caller, principal: Principal) -> dict[str, str]:
     """Raise 403/429, or return the RateLimit-* headers for the answer."""
     note(request.scope, project_id=principal.project_id)
     origin = request.headers.get("origin")
@@ -22,10 +25,10 @@ def admit(request: Caller, principal: Principal) -> dict[str, str]:
         raise ApiError(
             403, "origin_not_allowed", f"origin {origin} is not allowed for this project"
         )
-    limiter: RateLimiter = request.app.state.rate_limiter
+    limiter: Limiter = request.app.state.rate_limiter
     if not limiter.enabled:
         return {}
-    decision = limiter.take(principal.key_id)
+    decision = await limiter.decide(principal.key_id)
     if not decision.allowed:
         raise ApiError(
             429,

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar
+from redis.asyncio import Redis
 
 from lytics.settings import Settings, get_settings
 from lytics_ingest_api.admission import send_rate_limit_headers
@@ -36,12 +37,15 @@ from lytics_ingest_api.routes import (
     reads,
     replay,
 )
+from lytics_ingest_api.shared_rate_limit import SharedRateLimiter
 from lytics_ingest_api.suppressions import Suppressions
 from lytics_ingest_api.webhooks import routes as webhook_routes
 
 # Bodies are read by the handlers with their own limits (decompressed sizes);
 # this is only the outer bound for anything Litestar reads itself.
 OUTER_BODY_LIMIT = 6 * 1024 * 1024
+# A shared limiter that does not answer this fast is skipped for the local one.
+REDIS_TIMEOUT_S = 0.25
 
 ROUTE_HANDLERS: list[Any] = [
     HealthController,
@@ -103,6 +107,8 @@ def create_litestar(settings: Settings | None = None) -> Litestar:
         finally:
             # In-flight requests have been answered by now; flush whatever is queued.
             await writer.close()
+            if isinstance(app.state.rate_limiter, SharedRateLimiter):
+                await app.state.rate_limiter.close()
             await writers.close()
             await readers.close()
             await pool.close()
@@ -125,13 +131,28 @@ def create_litestar(settings: Settings | None = None) -> Litestar:
     )
 
 
+def _rate_limiter(settings: Settings) -> RateLimiter | SharedRateLimiter:
+    if settings.redis_url is None:
+        return RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    return SharedRateLimiter(
+        Redis.from_url(
+            settings.redis_url.get_secret_value(),
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+        ),
+        settings.redis_prefix,
+        settings.rate_limit_per_second,
+        settings.rate_limit_burst,
+    )
+
+
 def _initial_state(settings: Settings) -> Any:
     from litestar.datastructures import State
 
     return State(
         {
             "settings": settings,
-            "rate_limiter": RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+            "rate_limiter": _rate_limiter(settings),
             "trusted_proxies": parse_trusted(settings.trusted_proxies),
         }
     )

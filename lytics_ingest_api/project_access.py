@@ -56,7 +56,7 @@ async def secret_key_guard(
     connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
 ) -> None:
     principal = await require_secret_key(connection)
-    keep_rate_limit_headers(connection.scope, admit(connection, principal))
+    keep_rate_limit_headers(connection.scope, await admit(connection, principal))
     _refuse_nul(connection)
     connection.scope["state"][PRINCIPAL] = principal
 

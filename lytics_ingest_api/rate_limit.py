@@ -1,4 +1,5 @@
-"""Per-key token buckets (in process; move to a shared store when running several workers)."""
+"""Per-key token buckets: in this process, or shared by every worker through Redis
+(lytics_ingest_api.shared_rate_limit) when LYTICS_REDIS_URL is set."""
 
 from __future__ import annotations
 
@@ -39,6 +40,10 @@ class RateLimiter:
     def enabled(self) -> bool:
         return self.per_second > 0
 
+    async def decide(self, key_id: int) -> Decision:
+        """The limiter interface admission uses (the shared limiter's is a round trip)."""
+        return self.take(key_id)
+
     def take(self, key_id: int, now: float | None = None) -> Decision:
         now = time.monotonic() if now is None else now
         tokens, stamp = self._buckets.pop(key_id, (float(self.burst), now))
@@ -49,11 +54,15 @@ class RateLimiter:
         self._buckets[key_id] = (tokens, now)
         if len(self._buckets) > MAX_TRACKED_KEYS:
             self._buckets.popitem(last=False)
-        missing = self.burst - tokens
-        return Decision(
-            allowed=allowed,
-            limit=self.burst,
-            remaining=int(tokens),
-            reset_seconds=math.ceil(missing / self.per_second),
-            retry_after=max(1, math.ceil((1.0 - tokens) / self.per_second)),
-        )
+        return decision(allowed, tokens, self.per_second, self.burst)
+
+
+def decision(allowed: bool, tokens: float, per_second: float, burst: int) -> Decision:
+    """The answer for a bucket left holding `tokens` after this request."""
+    return Decision(
+        allowed=allowed,
+        limit=burst,
+        remaining=int(tokens),
+        reset_seconds=math.ceil((burst - tokens) / per_second),
+        retry_after=max(1, math.ceil((1.0 - tokens) / per_second)),
+    )

@@ -223,7 +223,7 @@ def _segment_call(kind: str) -> Endpoint:
         settings: Settings = request.app.state.settings
         event = await read_json(request, settings.max_event_bytes)
         principal = await require_write_key(request, event)
-        headers = admit(request, principal)
+        headers = await admit(request, principal)
         ctx = _context(request, principal, "segment")
         outcomes = await ingest(request, [event], ctx, lambda e, c: segment_event(e, c, kind))
         return _single_answer(outcomes[0], headers)
@@ -266,7 +266,7 @@ async def segment_batch(request: Incoming) -> Answer:
         raise bad_request("malformed JSON", field="body") from None
     keys = {"writeKey": envelope.writeKey, "write_key": envelope.write_key}
     principal = await require_write_key(request, keys)
-    headers = admit(request, principal)
+    headers = await admit(request, principal)
     ctx = _batch_context(request, principal, envelope.sentAt)
     # Each event is decoded from its own bytes (stored as its payload when nothing
     # changes it), so one bad event is rejected alone.
@@ -312,7 +312,7 @@ async def native_events(request: Incoming) -> Answer:
             decode_json(data)  # answers with what is wrong, naming the field
             raise bad_request("malformed JSON", field="body") from None
         principal = await require_write_key(request)
-        headers = admit(request, principal)
+        headers = await admit(request, principal)
         if len(events) > MAX_BATCH_EVENTS:
             raise ApiError(413, "too_large", f"a request holds at most {MAX_BATCH_EVENTS} events")
         ctx = _context(request, principal, "native")
@@ -320,7 +320,7 @@ async def native_events(request: Incoming) -> Answer:
         return _many_answer(outcomes, headers)
     body = decode_json(data)
     principal = await require_write_key(request, body if isinstance(body, dict) else None)
-    headers = admit(request, principal)
+    headers = await admit(request, principal)
     if not isinstance(body, dict):
         raise bad_request("send an event object or an array of events", field="event")
     ctx = _context(request, principal, "native")
@@ -347,7 +347,7 @@ async def collect(request: Incoming) -> Answer:
     settings: Settings = request.app.state.settings
     body = decode_json(await read_body(request, settings.max_event_bytes))
     principal = await require_write_key(request, body if isinstance(body, dict) else None)
-    headers = admit(request, principal)
+    headers = await admit(request, principal)
     ctx = _context(request, principal, "collect")
     outcomes = await ingest(request, [body], ctx, collect_event)
     return _collect_answer(outcomes[0], headers, ctx)
@@ -363,7 +363,7 @@ async def collect_pixel(request: Incoming) -> Answer:
     if utm:
         params["attribution"] = {"utmParams": utm}
     principal = await require_write_key(request)
-    headers = admit(request, principal)
+    headers = await admit(request, principal)
     ctx = _context(request, principal, "pixel")
     outcome = (await ingest(request, [params], ctx, collect_event))[0]
     if outcome.status == "rejected":

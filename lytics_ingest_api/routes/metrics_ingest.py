@@ -108,7 +108,7 @@ def _text(value: str, field: str) -> str:
 )
 async def metrics_ingest(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     principal = await require_secret_key(request)
-    headers = admit(request, principal)
+    headers = await admit(request, principal)
     settings: Settings = request.app.state.settings
     data = await read_body(request, max(MAX_BODY, settings.max_batch_bytes))
     # The bare array and {"metrics": [...]} name their fields alike: metrics[3].meta.x.

@@ -117,7 +117,7 @@ def _json(value: Any, max_depth: int, root: str) -> bytes:
 
 async def _start(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     principal = await require_write_key(request)
-    headers = admit(request, principal)
+    headers = await admit(request, principal)
     body = await read_json(request, 64 * 1024)
     start = _shaped(body, SessionStart)
     session_id = _id(start.sessionId, "sessionId")
@@ -226,7 +226,7 @@ async def session_events(
     request: Request[Any, Any, Any], session_id: FromPath[str]
 ) -> Response[dict[str, Any]]:
     principal = await require_write_key(request)
-    headers = admit(request, principal)
+    headers = await admit(request, principal)
     body = await read_json(request, MAX_REPLAY_BYTES)
     if not isinstance(body, dict):
         raise bad_request("the body must be an object with an events array", field="events")
@@ -245,7 +245,7 @@ async def session_events(
 )
 async def legacy_ingest(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     principal = await require_write_key(request)
-    headers = admit(request, principal)
+    headers = await admit(request, principal)
     body = await read_json(request, MAX_REPLAY_BYTES)
     if not isinstance(body, dict):
         raise bad_request("the body must be an object with sessionId and events", field="events")
