@@ -33,7 +33,6 @@ Run: `flock /tmp/lytics-bench.lock .venv/bin/python benchmarks/bench_reads.py`
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
 import os
@@ -43,7 +42,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -51,17 +50,16 @@ from urllib.parse import quote
 
 import httpx
 import psycopg
-from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_ingest import served  # noqa: E402
+from benchmarks.scratch_database import scratch_database  # noqa: E402
 from lytics import api_keys  # noqa: E402
-from lytics.embedded_postgres import EmbeddedPostgres  # noqa: E402
 from lytics.warehouse import migrate  # noqa: E402
 from lytics.warehouse.engine import create_sync_engine  # noqa: E402
-from lytics.warehouse.urls import libpq_dsn, render, with_database, with_driver  # noqa: E402
+from lytics.warehouse.urls import libpq_dsn  # noqa: E402
 from lytics_ingest_api.pagination import Position, encode  # noqa: E402
 
 TARGET_MS = 50.0
@@ -205,28 +203,6 @@ def timed(call: Callable[[], int], calls: int, warmup: int = 3) -> Figures:
         statuses.add(call())
         times.append((time.perf_counter() - started) * 1000)
     return Figures(statistics.median(times), max(times), statuses)
-
-
-@contextlib.contextmanager
-def database(server_url: str | None, folder: Path) -> Iterator[str]:
-    """An empty database: fresh on `server_url`'s server, or an embedded one in `folder`."""
-    if server_url:
-        server = render(with_driver(server_url, "psycopg"))
-        name = f"lyt_reads_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(libpq_dsn(server), autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield render(with_database(server, name))
-        finally:
-            with psycopg.connect(libpq_dsn(server), autocommit=True) as conn:
-                drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                conn.execute(drop.format(sql.Identifier(name)))
-        return
-    embedded = EmbeddedPostgres.in_data_dir(folder)
-    try:
-        yield embedded.start()
-    finally:
-        embedded.stop()
 
 
 def load(url: str, args: argparse.Namespace, now: datetime) -> list[int]:
@@ -465,7 +441,9 @@ def report(rows: dict[str, Figures], *, verdict: bool) -> None:
 def run(args: argparse.Namespace) -> None:
     folder = Path(tempfile.mkdtemp(prefix="lytics-reads-", dir="/tmp"))
     try:
-        with database(os.environ.get("LYTICS_BENCH_DATABASE_URL"), folder) as url:
+        with scratch_database(
+            os.environ.get("LYTICS_BENCH_DATABASE_URL"), folder, name_prefix="lyt_reads"
+        ) as url:
             migrate.upgrade(url, BEFORE_INDEXES)
             now = datetime.now(UTC)
             ids = load(url, args, now)

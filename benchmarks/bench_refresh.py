@@ -79,14 +79,11 @@ sys.path.insert(0, str(ROOT))
 # As an activated virtualenv: dagster-dbt runs `dbt` by name, from PATH.
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
 
-from lytics.embedded_postgres import EmbeddedPostgres  # noqa: E402
+from benchmarks.scratch_database import scratch_database  # noqa: E402
 from lytics.warehouse import migrate  # noqa: E402
 from lytics.warehouse.urls import (  # noqa: E402
     dbt_env,
     libpq_dsn,
-    render,
-    with_database,
-    with_driver,
 )
 
 TARGET_S = 5.0
@@ -1035,29 +1032,10 @@ def explain_part(conn: psycopg.Connection[Any], part: str) -> list[str]:
 
 @contextlib.contextmanager
 def database(server_url: str | None, folder: Path, keep: bool) -> Iterator[str]:
-    """A migrated database: fresh on `server_url`'s server, or an embedded one in `folder`."""
-    if server_url:
-        server = render(with_driver(server_url, "psycopg"))
-        name = f"lyt_refresh_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(libpq_dsn(server), autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            url = render(with_database(server, name))
-            migrate.upgrade(url)
-            yield url
-        finally:
-            if not keep:
-                with psycopg.connect(libpq_dsn(server), autocommit=True) as conn:
-                    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                    conn.execute(drop.format(sql.Identifier(name)))
-        return
-    embedded = EmbeddedPostgres.in_data_dir(folder)
-    try:
-        url = embedded.start()
+    """A migrated scratch database."""
+    with scratch_database(server_url, folder, name_prefix="lyt_refresh", keep=keep) as url:
         migrate.upgrade(url)
         yield url
-    finally:
-        embedded.stop()
 
 
 # --------------------------------------------------------------------------------------
