@@ -9,7 +9,7 @@ UV := $(TOOLS)/bin/uv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-fast browser promtool lint fmt typecheck lock bench clean help
+.PHONY: dev test test-fast browser promtool pgbouncer lint fmt typecheck lock bench clean help
 
 # Every target carries a `## what it does` comment; `make help` lists them all.
 help: ## list the targets
@@ -28,10 +28,10 @@ $(STAMP): requirements.lock pyproject.toml | $(UV)
 dev: $(STAMP) ## start Postgres (embedded unless DATABASE_URL), the ingest API and Dagster
 	$(BIN)/lytics dev
 
-test: $(STAMP) lint browser promtool ## lint, type-check and run the whole test suite
+test: $(STAMP) lint browser promtool pgbouncer ## lint, type-check and run the whole test suite
 	$(BIN)/pytest
 
-test-fast: $(STAMP) browser promtool ## the suite without slow and end-to-end tests
+test-fast: $(STAMP) browser promtool pgbouncer ## the suite without slow and end-to-end tests
 	$(BIN)/pytest -m "not slow and not e2e"
 
 # tests/test_digests_browser.py renders the digest in headless Chromium and fails, not skips,
@@ -45,6 +45,12 @@ promtool: ## install Prometheus's promtool (Debian's prometheus package) for the
 	@command -v promtool >/dev/null || ! command -v apt-get >/dev/null || \
 		apt-get install -y --no-install-recommends prometheus || \
 		sudo apt-get install -y --no-install-recommends prometheus
+
+# tests/test_pgbouncer.py runs the API, the CLI and the pipeline through a real pgbouncer.
+pgbouncer: ## install pgbouncer (Debian's package) for the transaction-mode pooling tests
+	@command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer || ! command -v apt-get >/dev/null || \
+		apt-get install -y --no-install-recommends pgbouncer || \
+		sudo apt-get install -y --no-install-recommends pgbouncer
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .

@@ -18,6 +18,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lytics.warehouse import logins
+from lytics.warehouse.logins import RoleLogin
+
 
 class MissingSettingError(RuntimeError):
     """A setting the current command needs is not configured."""
@@ -45,8 +48,15 @@ class Settings(BaseSettings):
     dagster_database_url: SecretStr | None = Field(
         None, validation_alias=_env("LYTICS_DAGSTER_DATABASE_URL")
     )
+    # Each role's own login, for poolers that refuse startup options (lytics.warehouse.logins).
     ingest_database_url: SecretStr | None = Field(
         None, validation_alias=_env("LYTICS_INGEST_DATABASE_URL")
+    )
+    reader_database_url: SecretStr | None = Field(
+        None, validation_alias=_env("LYTICS_READER_DATABASE_URL")
+    )
+    pipeline_database_url: SecretStr | None = Field(
+        None, validation_alias=_env("LYTICS_PIPELINE_DATABASE_URL")
     )
     data_dir: Path = Field(Path(".lytics"), validation_alias=_env("LYTICS_DATA_DIR"))
 
@@ -321,6 +331,17 @@ class Settings(BaseSettings):
                 "DATABASE_URL", "start the platform with `lytics dev` or point it at Postgres"
             )
         return self.database_url.get_secret_value()
+
+    def login(self, role: str) -> RoleLogin:
+        """How to connect as `role`: its own login URL when set, else DATABASE_URL assuming it."""
+        own = {
+            logins.INGEST: self.ingest_database_url,
+            logins.READER: self.reader_database_url,
+            logins.PIPELINE: self.pipeline_database_url,
+        }.get(role)
+        if own is not None:
+            return logins.role_login(role, None, own.get_secret_value())
+        return logins.role_login(role, self.require_database_url(), None)
 
 
 def _development_secret_key(path: Path) -> str:

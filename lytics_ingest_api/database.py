@@ -12,12 +12,13 @@ from psycopg.errors import QueryCanceled
 from psycopg_pool import AsyncConnectionPool
 
 from lytics.settings import Settings
-from lytics.warehouse.urls import libpq_dsn
+from lytics.warehouse import logins
+from lytics.warehouse.logins import ROLE_CHECK, RoleLogin
 from lytics_ingest_api.errors import RETRY_AFTER_UNAVAILABLE_S, ApiError
 from lytics_ingest_api.events import jsonb_copy
 
-INGEST_ROLE = "lytics_ingest"
-READER_ROLE = "lytics_reader"
+INGEST_ROLE = logins.INGEST
+READER_ROLE = logins.READER
 # Fail a request fast when Postgres is gone (the answer is 503 + Retry-After)
 # rather than holding the client for long.
 ACQUIRE_TIMEOUT_S = 3.0
@@ -38,8 +39,7 @@ async def _retry_at_once(pool: AsyncConnectionPool[AsyncConnection]) -> None:
 
 
 def _pool(
-    dsn: str,
-    role: str | None,
+    login: RoleLogin,
     max_size: int,
     name: str,
     settings: Settings,
@@ -49,13 +49,15 @@ def _pool(
     configure: Callable[[AsyncConnection], Awaitable[None]] | None = None,
     factory: Callable[..., AsyncConnectionPool[AsyncConnection]] = AsyncConnectionPool,
 ) -> AsyncConnectionPool[AsyncConnection]:
-    kwargs: dict[str, object] = {"prepare_threshold": None, "connect_timeout": 3}
-    if role is not None:
-        kwargs["options"] = f"-c role={role}"
+    kwargs: dict[str, object] = {
+        "prepare_threshold": None,
+        "connect_timeout": 3,
+        **login.connect_kwargs(),
+    }
     if autocommit:
         kwargs["autocommit"] = True
     return factory(
-        dsn,
+        login.dsn,
         kwargs=kwargs,
         min_size=1,
         max_size=max_size,
@@ -65,26 +67,36 @@ def _pool(
         # not handed to a request. The event writer opts out: it retries a batch
         # on a fresh connection instead of paying a round trip on every batch.
         check=AsyncConnectionPool.check_connection if check_on_checkout else None,
-        configure=configure,
+        configure=_configure(login, configure),
         name=name,
         reconnect_timeout=settings.database_reconnect_timeout_s,
         reconnect_failed=_retry_at_once,
     )
 
 
-def _ingest_dsn(settings: Settings) -> tuple[str, str | None]:
-    # With LYTICS_INGEST_DATABASE_URL the operator supplies a login that is already
-    # restricted (pgbouncer drops startup options); otherwise the main URL is used and
-    # each connection assumes the `lytics_ingest` role.
-    if settings.ingest_database_url is not None:
-        return libpq_dsn(settings.ingest_database_url.get_secret_value()), None
-    return libpq_dsn(settings.require_database_url()), INGEST_ROLE
+def _configure(
+    login: RoleLogin, then: Callable[[AsyncConnection], Awaitable[None]] | None
+) -> Callable[[AsyncConnection], Awaitable[None]] | None:
+    """A new connection through a role's own login first proves it acts as that role."""
+    if login.assumes_role:
+        return then
+
+    async def configure(conn: AsyncConnection) -> None:
+        cur = await conn.execute(ROLE_CHECK, (login.role,))
+        row = await cur.fetchone()
+        if not conn.autocommit:
+            await conn.rollback()
+        assert row is not None
+        login.verify(row)
+        if then is not None:
+            await then(conn)
+
+    return configure
 
 
 def ingest_pool(settings: Settings, *, max_size: int = 10) -> AsyncConnectionPool[AsyncConnection]:
     """Connections that can only insert raw data and verify keys (auth, webhooks, metrics)."""
-    dsn, role = _ingest_dsn(settings)
-    return _pool(dsn, role, max_size, "ingest", settings, check_on_checkout=False)
+    return _pool(settings.login(INGEST_ROLE), max_size, "ingest", settings, check_on_checkout=False)
 
 
 def writer_pool(settings: Settings) -> AsyncConnectionPool[AsyncConnection]:
@@ -95,10 +107,8 @@ def writer_pool(settings: Settings) -> AsyncConnectionPool[AsyncConnection]:
     opens an explicit transaction. Kept apart from `ingest_pool` so key lookups
     never wait behind a flush, and so the jsonb COPY dumper exists only here.
     """
-    dsn, role = _ingest_dsn(settings)
     return _pool(
-        dsn,
-        role,
+        settings.login(INGEST_ROLE),
         settings.writer_concurrency,
         "event-writer",
         settings,
@@ -120,8 +130,7 @@ def reader_pool(settings: Settings, *, max_size: int = 4) -> ReaderPool:
     """Connections for the read API: one project's rows per transaction (row-level security)."""
     timeout = settings.reader_statement_timeout_ms
     pool = _pool(
-        libpq_dsn(settings.require_database_url()),
-        READER_ROLE,
+        settings.login(READER_ROLE),
         max_size,
         "reader",
         settings,

@@ -24,11 +24,12 @@ from sqlalchemy.exc import OperationalError
 
 from lytics.digests import runs
 from lytics.digests.content import build, project_info
-from lytics.digests.scoped import reader_engine
+from lytics.digests.scoped import project_transaction, reader_engine
 from lytics.digests.service import run_digest
 from lytics.projects import create_project
 from lytics.settings import Settings
-from lytics.warehouse.engine import create_sync_engine
+from lytics.warehouse.engine import role_engine
+from lytics.warehouse.logins import PIPELINE, READER, role_login
 from lytics.warehouse.urls import libpq_dsn
 from tests.support.digests import (
     WEEK,
@@ -66,7 +67,7 @@ def api(api_settings: Settings, engine: Engine) -> Iterator[Ingest]:
 
 
 def _send_weekly(settings: Settings, database_url: str, **request: Any) -> None:
-    engine = create_sync_engine(database_url, role="lytics_pipeline")
+    engine = role_engine(role_login(PIPELINE, database_url, None))
     try:
         run_digest(
             engine,
@@ -451,6 +452,10 @@ def test_bad_input_is_a_400_not_a_500(api: Ingest, engine: Engine) -> None:
 
 
 def test_the_digest_reader_stops_a_statement_past_the_read_timeout(database_url: str) -> None:
-    engine = reader_engine(database_url, 150)
-    with engine.connect() as conn, pytest.raises(OperationalError, match="statement timeout"):
+    engine = reader_engine(role_login(READER, database_url, None), 150)
+    # Set per transaction, so it holds through pgbouncer and ends with the transaction.
+    with (
+        pytest.raises(OperationalError, match="statement timeout"),
+        project_transaction(engine, 1) as conn,
+    ):
         conn.exec_driver_sql("SELECT pg_sleep(30)")

@@ -33,7 +33,8 @@ from lytics.digests.sender import DigestSender, start_run
 from lytics.digests.service import run_digest
 from lytics.projects import create_project
 from lytics.settings import MissingSettingError, Settings
-from lytics.warehouse.engine import create_sync_engine
+from lytics.warehouse.engine import role_engine
+from lytics.warehouse.logins import PIPELINE, role_login
 from tests.support.digests import (
     WEEK,
     add_members,
@@ -50,7 +51,7 @@ EMAILS = [f"person{i}@example.com" for i in range(7)]
 
 @pytest.fixture
 def pipeline_engine(database_url: str) -> Iterator[Engine]:
-    eng = create_sync_engine(database_url, role="lytics_pipeline")
+    eng = role_engine(role_login(PIPELINE, database_url, None))
     yield eng
     eng.dispose()
 

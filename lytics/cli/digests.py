@@ -231,7 +231,8 @@ def run(
     from lytics.digests.service import run_digest
     from lytics.projects import get_project
     from lytics.settings import get_settings
-    from lytics.warehouse.engine import create_sync_engine
+    from lytics.warehouse import logins
+    from lytics.warehouse.engine import role_engine
 
     settings = get_settings()
     monday = _week(week)
@@ -240,7 +241,10 @@ def run(
     # A week is mailed once it is over (ValueError: one clear line, exit code 1).
     require_ended(monday, _today())
     with database_url(settings) as url:
-        engine = create_sync_engine(url, role="lytics_pipeline")
+        own = settings.pipeline_database_url
+        engine = role_engine(
+            logins.role_login(logins.PIPELINE, url, own.get_secret_value() if own else None)
+        )
         try:
             project_id = None
             if project is not None:

@@ -231,11 +231,14 @@ class _Exporter:
         request, ds, settings = self.request, self.ds, self.settings
         pid = PartitionId(destination.id, ds.name, project_id, request.window)
         layout = PartitionLayout(destination.prefix, ds.name, project_id, request.window)
-        with source.connect(self.database_url) as pg:
+        failed: UnitResult | None = None
+        # One transaction: the lock is transaction-scoped, so it holds through a pooler
+        # in transaction mode (a session lock would stay behind on a pooled connection).
+        with source.connect(self.database_url) as pg, pg.transaction():
             # One exporter per partition and destination at a time: a backfill that
             # overlaps the schedule waits here, then finds the work done and skips it.
             lock = f"lytics-export:{destination.id}:{ds.name}:{project_id}:{request.window.start}"
-            pg.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (lock,))
+            pg.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock,))
             if not request.force:
                 skipped = self.unchanged(store, destination, pid, fingerprint)
                 if skipped is not None:
@@ -271,22 +274,29 @@ class _Exporter:
                         extra={"source": {"table": ds.table, "max_id": max_id.value}},
                     )
             except StoreError as exc:
-                return self.fail(destination, project_id, exc, started, store)
+                failed = self.fail(destination, project_id, exc, started, store)
             except Exception as exc:
                 log.exception("export of %s to %s failed", layout.directory, destination.location)
                 error = StoreError(f"{type(exc).__name__}: {exc}", permanent=False)
-                return self.fail(destination, project_id, error, started, store)
-        with self.engine.begin() as conn:
-            state.mark_succeeded(
-                conn,
-                pid,
-                rows=published.rows,
-                size=published.bytes,
-                files=len(published.keys),
-                source_max_id=max_id.value,
-                manifest_key=published.manifest_key,
-                manifest=published.manifest,
-            )
+                failed = self.fail(destination, project_id, error, started, store)
+            else:
+                # Recorded before the lock is released: an exporter waiting on it must find
+                # the partition done, not export it again.
+                with self.engine.begin() as conn:
+                    state.mark_succeeded(
+                        conn,
+                        pid,
+                        rows=published.rows,
+                        size=published.bytes,
+                        files=len(published.keys),
+                        source_max_id=max_id.value,
+                        manifest_key=published.manifest_key,
+                        manifest=published.manifest,
+                    )
+            # A read that failed inside Postgres leaves the transaction aborted: psycopg
+            # then ends it with a rollback on the way out, without raising.
+        if failed is not None:
+            return failed
         log.info(
             "exported %s rows (%s bytes, %s files) to %s/%s",
             published.rows,

@@ -19,9 +19,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from lytics.exports.windows import FREQUENCIES, floor
 from lytics.privacy.identities import Person, link
 from lytics.privacy.requests import get_request, set_status
+from lytics.warehouse import logins
 from lytics.warehouse.privacy_tables import identity_suppressions
 
-PIPELINE_ROLE = "lytics_pipeline"
+PIPELINE_ROLE = logins.PIPELINE
 
 DELETE_EVENTS = text(
     """

@@ -4,35 +4,41 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event
 
+from lytics.warehouse.logins import ROLE_CHECK, RoleLogin
 from lytics.warehouse.urls import render, with_driver
 
 
-def create_sync_engine(
-    database_url: str,
-    *,
-    role: str | None = None,
-    statement_timeout_ms: int | None = None,
-    **kwargs: Any,
-) -> Engine:
-    """A pooled engine. `role` makes every connection act as that database role;
-    `statement_timeout_ms` stops any of its statements that runs longer.
+def create_sync_engine(database_url: str, **kwargs: Any) -> Engine:
+    """A pooled engine on the owner's login (DATABASE_URL).
 
-    Server-side prepared statements are off so the same code runs through
-    pgbouncer in transaction mode.
+    Server-side prepared statements are off and no startup options are sent, so the
+    same code runs through pgbouncer in transaction mode.
     """
-    connect_args: dict[str, Any] = {"prepare_threshold": None}
-    options = []
-    if role is not None:
-        options.append(f"-c role={role}")
-    if statement_timeout_ms is not None:
-        options.append(f"-c statement_timeout={int(statement_timeout_ms)}")
-    if options:
-        connect_args["options"] = " ".join(options)
+    return _engine(database_url, {}, **kwargs)
+
+
+def role_engine(login: RoleLogin, **kwargs: Any) -> Engine:
+    """A pooled engine whose connections act as `login.role` (lytics.warehouse.logins)."""
+    engine = _engine(login.dsn, login.connect_kwargs(), **kwargs)
+    if not login.assumes_role:
+
+        @event.listens_for(engine, "connect")
+        def _check_role(dbapi_connection: Any, _record: Any) -> None:
+            with dbapi_connection.cursor() as cur:
+                cur.execute(ROLE_CHECK, (login.role,))
+                login.verify(cur.fetchone())
+            # The check opened a transaction; the pool hands out a clean connection.
+            dbapi_connection.rollback()
+
+    return engine
+
+
+def _engine(url: str, options: dict[str, Any], **kwargs: Any) -> Engine:
     return create_engine(
-        render(with_driver(database_url, "psycopg")),
+        render(with_driver(url, "psycopg")),
         pool_pre_ping=True,
-        connect_args=connect_args,
+        connect_args={"prepare_threshold": None, **options},
         **kwargs,
     )

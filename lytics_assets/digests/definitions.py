@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import dagster as dg
 from pydantic import Field, SecretStr
-from sqlalchemy import Engine, pool, text
+from sqlalchemy import Engine, text
 
 from lytics.digests import launch, runs
 from lytics.digests.attempts import Attempt
@@ -20,14 +20,12 @@ from lytics.digests.sender import RunReport
 from lytics.digests.service import run_digest
 from lytics.digests.weeks import last_complete_week
 from lytics.settings import Settings, get_settings
-from lytics.warehouse.engine import create_sync_engine
 from lytics_assets.resources import WarehouseResource
 
 JOB_NAME = launch.JOB_NAME
 SCHEDULE_NAME = "weekly_digest_schedule"
 ASSET_KEY = dg.AssetKey(["digests", "weekly_digest"])
 POOL = "email"
-PIPELINE_ROLE = "lytics_pipeline"
 # The marts a digest reads (lineage: each week reads whole weeks of these).
 MARTS = (
     "daily_site_metrics",
@@ -187,24 +185,20 @@ def build_asset(weeks: dg.WeeklyPartitionsDefinition) -> dg.AssetsDefinition:
             dagster_run_id=context.run.run_id,
         )
         # Least privilege: the digest reads marts and writes only its own bookkeeping.
-        engine = create_sync_engine(
-            warehouse.database_url, role=PIPELINE_ROLE, poolclass=pool.NullPool
-        )
         try:
-            report = run_digest(
-                engine,
-                settings,
-                request,
-                week_starts,
-                run_id=_digest_run_id(context, config, engine),
-                attempt=_attempt(context),
-                wait_s=config.wait_for_cooldown_s,
-                progress=context.log.info,
-            )
+            with warehouse.as_pipeline() as engine:
+                report = run_digest(
+                    engine,
+                    settings,
+                    request,
+                    week_starts,
+                    run_id=_digest_run_id(context, config, engine),
+                    attempt=_attempt(context),
+                    wait_s=config.wait_for_cooldown_s,
+                    progress=context.log.info,
+                )
         except runs.CooldownActiveError as exc:
             raise dg.Failure(str(exc)) from exc
-        finally:
-            engine.dispose()
         metadata = _metadata(report)
         if report.stopped or report.errors:
             # The rows left pending or claimed are picked up by the next run.
@@ -252,14 +246,10 @@ def _is_digest_run(run: dg.DagsterRun) -> bool:
 
 def _fail_digest_run(run: dg.DagsterRun, warehouse: WarehouseResource, reason: str) -> int | None:
     digest_run_tag = run.tags.get(launch.DIGEST_RUN_TAG)
-    engine = create_sync_engine(warehouse.database_url, role=PIPELINE_ROLE, poolclass=pool.NullPool)
-    try:
-        with engine.begin() as conn:
-            return runs.fail_dagster_run(
-                conn, run.run_id, int(digest_run_tag) if digest_run_tag else None, reason
-            )
-    finally:
-        engine.dispose()
+    with warehouse.as_pipeline() as engine, engine.begin() as conn:
+        return runs.fail_dagster_run(
+            conn, run.run_id, int(digest_run_tag) if digest_run_tag else None, reason
+        )
 
 
 @dg.run_failure_sensor(

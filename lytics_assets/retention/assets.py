@@ -3,11 +3,9 @@
 from datetime import UTC, datetime
 
 import dagster as dg
-from sqlalchemy import pool
 
 from lytics.retention import Removal, apply_retention, policies
 from lytics.settings import get_settings
-from lytics.warehouse.engine import create_sync_engine
 from lytics_assets.resources import WarehouseResource
 
 RAW_EVENTS = dg.AssetKey(["raw", "events"])
@@ -57,10 +55,7 @@ def raw_horizons(
 ) -> dg.MaterializeResult[None]:
     settings = get_settings()
     # Raw is append-only for every other writer: only the pipeline role may delete.
-    engine = create_sync_engine(
-        warehouse.database_url, role="lytics_pipeline", poolclass=pool.NullPool
-    )
-    try:
+    with warehouse.as_pipeline() as engine:
         found = policies(engine, settings.raw_retention_days)
         removals = apply_retention(
             engine,
@@ -69,8 +64,6 @@ def raw_horizons(
             batch_rows=settings.retention_batch_rows,
             run_id=context.run.run_id,
         )
-    finally:
-        engine.dispose()
     for removal in removals:
         context.log.info(
             "%s: removed %d raw events before %s",

@@ -32,6 +32,7 @@ from lytics.digests.weeks import (
     require_ended,
 )
 from lytics.settings import MissingSettingError, Settings
+from lytics.warehouse.logins import READER
 from lytics_ingest_api.errors import ApiError, bad_request
 from lytics_ingest_api.openapi_docs import SECRET_ERRORS, responses
 from lytics_ingest_api.project_access import KeyPrincipal, Reader
@@ -61,9 +62,7 @@ def digest_engine(request: Request[Any, Any, Any]) -> Engine:
     engine: Engine | None = request.app.state.get("digest_engine")
     if engine is None:
         settings = settings_of(request)
-        engine = reader_engine(
-            settings.require_database_url(), settings.reader_statement_timeout_ms
-        )
+        engine = reader_engine(settings.login(READER), settings.reader_statement_timeout_ms)
         request.app.state["digest_engine"] = engine
     return engine
 

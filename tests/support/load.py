@@ -1,0 +1,60 @@
+"""Clients that post batches flat out and remember every answer (outage tests)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+
+@dataclass
+class Answer:
+    ids: list[str]
+    status: int
+    sent: float
+    answered: float
+
+
+@dataclass
+class Load:
+    base: str
+    write_key: str
+    answers: list[Answer] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def worker(self, n: int) -> None:
+        seq = 0
+        with httpx.Client(timeout=30) as client:
+            while not self.stop.is_set():
+                ids = [f"w{n}-{seq}-{i}" for i in range(10)]
+                seq += 1
+                batch = {
+                    "batch": [
+                        {"type": "track", "event": "E", "userId": "u", "messageId": m} for m in ids
+                    ]
+                }
+                sent = time.monotonic()
+                try:
+                    status = client.post(
+                        f"{self.base}/v1/batch", json=batch, auth=(self.write_key, "")
+                    ).status_code
+                except httpx.HTTPError:
+                    status = 0  # connection reset: not an acknowledgement
+                with self.lock:
+                    self.answers.append(Answer(ids, status, sent, time.monotonic()))
+
+    def count(self, predicate: Callable[[Answer], bool]) -> int:
+        with self.lock:
+            return sum(1 for a in self.answers if predicate(a))
+
+    def run(self, workers: int) -> list[threading.Thread]:
+        threads = [
+            threading.Thread(target=self.worker, args=(n,), daemon=True) for n in range(workers)
+        ]
+        for t in threads:
+            t.start()
+        return threads
