@@ -8,6 +8,8 @@
    real site. Each is normalized by the real normalizer (`segment_event_json`, the batch
    path, which stores the bytes as sent; `collect_event` for beacons), and a Segment
    event's stored payload is checked to be exactly the bytes sent.
+   Since migration 0014 the writer stores ip and user_agent only when the payload holds
+   none; the rows for revisions before it get them filled, as that code stored them.
 2. One database per variant on one server (an embedded Postgres in a temporary folder,
    or fresh databases on the server of LYTICS_BENCH_DATABASE_URL, dropped at the end):
    `before` migrated to `--before` (0013), `after` to head, and any `--try NAME=SQL`
@@ -311,6 +313,7 @@ def normalized_rows(
 class Variant:
     name: str
     dsn: str
+    revision: str
     copy_seconds: list[float]
     scan_seconds: list[float]
 
@@ -320,6 +323,29 @@ def _connect(dsn: str) -> psycopg.Connection[Any]:
     # The payload is JSON text already, sent as jsonb's binary form (the writer's dumper).
     conn.adapters.register_dumper(None, JsonTextBinaryDumper)
     return conn
+
+
+def as_before_0014(head_dsn: str, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The rows as the writer stored them before migration 0014: ip and user_agent filled
+    with the event's values, asked of 0014's own functions (the one statement of the rule)."""
+    at = {name: COLUMNS.index(name) for name in ("source", "payload", "ip", "user_agent")}
+    values: list[tuple[str | None, str | None]] = []
+    with psycopg.connect(head_dsn) as conn:
+        for first in range(0, len(rows), 10_000):
+            part = rows[first : first + 10_000]
+            columns = [[row[at[name]] for row in part] for name in at]
+            values += conn.execute(
+                "SELECT raw.event_ip(s, p::jsonb, i), raw.event_user_agent(s, p::jsonb, u)"
+                " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[])"
+                " WITH ORDINALITY AS t(s, p, i, u, n) ORDER BY n",
+                columns,
+            ).fetchall()
+    before = []
+    for row, (ip, user_agent) in zip(rows, values, strict=True):
+        old = list(row)
+        old[at["ip"]], old[at["user_agent"]] = ip, user_agent
+        before.append(tuple(old))
+    return before
 
 
 def copy_plan(dsn: str) -> tuple[str, list[int], list[str]]:
@@ -554,16 +580,18 @@ def run(args: argparse.Namespace) -> None:
                 if statement:
                     with psycopg.connect(dsn, autocommit=True) as conn:
                         conn.execute(statement)
-                variants.append(Variant(name, dsn, [], []))
+                variants.append(Variant(name, dsn, revision, [], []))
             with psycopg.connect(variants[0].dsn) as conn:
                 version = (conn.execute("SHOW server_version").fetchone() or ("?",))[0]
             print(f"Postgres {version}; variants: " + ", ".join(f"{n} ({r})" for n, r, _ in plans))
 
+            head = next(v for v in variants if v.revision == "head")
+            written = {"head": rows, args.before: as_before_0014(head.dsn, rows)}
             size = -(-len(rows) // args.rounds)
             for r in range(args.rounds):
-                part = rows[r * size : (r + 1) * size]
                 order = variants if r % 2 == 0 else variants[::-1]
                 for v in order:
+                    part = written[v.revision][r * size : (r + 1) * size]
                     v.copy_seconds.append(copy_rows(v.dsn, part, args.chunk))
                 print(
                     f"  round {r + 1}: "
