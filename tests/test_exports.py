@@ -180,6 +180,48 @@ def test_every_format_holds_exactly_the_source_rows(
     assert "newline\nend" in payloads[0]["text"]
 
 
+def test_exported_events_carry_the_ip_and_user_agent_stored_once(
+    engine: Engine, database_url: str, settings: Settings, s3_endpoint: str
+) -> None:
+    # Stored as the writer stores them since migration 0014: a value the payload holds
+    # is not in its column, which keeps only the request's when the payload has none.
+    project_id, _, _ = new_project(engine, "acme")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO raw.events (project_id, message_id, type, timestamp, received_at,"
+                " source, ip, user_agent, payload) VALUES"
+                " (:p, 'a', 'track', :t, :t, 'segment', NULL, NULL, CAST(:a AS jsonb)),"
+                " (:p, 'b', 'page', :t, :t, 'collect', '127.0.0.1', NULL, CAST(:b AS jsonb)),"
+                " (:p, 'c', 'track', :t, :t, 'native', '127.0.0.1', 'header/1', '{}')"
+            ),
+            {
+                "p": project_id,
+                "t": HOUR + timedelta(minutes=5),
+                "a": json.dumps({"context": {"ip": "203.0.113.9", "userAgent": "UA/1"}}),
+                "b": json.dumps({"userAgent": "UA/2"}),
+            },
+        )
+    bucket = new_bucket(s3_endpoint)
+    _s3_destination(engine, s3_endpoint, bucket, project_id, fmt="jsonl")
+
+    report = _export(_settings(settings), database_url, Window("hourly", HOUR))
+
+    assert [u.status for u in report.units] == ["exported"]
+    directory = f"lytics/exports/events/project={project_id}/dt=2026-11-20/hour=10"
+    manifest = _manifest(s3_endpoint, bucket, f"{directory}/_manifest.json")
+    rows = [
+        json.loads(line)
+        for entry in manifest["files"]
+        for line in gzip.decompress(_get(s3_endpoint, bucket, entry["key"])).splitlines()
+    ]
+    assert [(r["message_id"], r["ip"], r["user_agent"]) for r in rows] == [
+        ("a", "203.0.113.9", "UA/1"),
+        ("b", "127.0.0.1", "UA/2"),
+        ("c", "127.0.0.1", "header/1"),
+    ]
+
+
 def _tick_to_the_next_second() -> None:
     """Wait until the wall clock's second changes: a header that carried the write time
     (gzip's mtime has a one-second resolution) would then differ between two writes."""

@@ -64,7 +64,8 @@ def test_page_context_and_campaign_are_extracted(api: Ingest) -> None:
     )
     row = api.rows(
         "SELECT url, path, referrer, utm_source, utm_medium, utm_campaign, session_id, "
-        "user_agent, ip FROM raw.events"
+        "raw.event_user_agent(source, payload, user_agent), raw.event_ip(source, payload, ip) "
+        "FROM raw.events"
     )[0]
     assert tuple(row) == (
         "https://s.io/p?x",
@@ -77,6 +78,64 @@ def test_page_context_and_campaign_are_extracted(api: Ingest) -> None:
         "UA/1",
         "203.0.113.9",
     )
+
+
+STORED_ONCE = (
+    "SELECT ip, user_agent, raw.event_ip(source, payload, ip) AS event_ip,"
+    " raw.event_user_agent(source, payload, user_agent) AS event_user_agent"
+    " FROM raw.events WHERE message_id = :m"
+)
+
+
+@pytest.mark.parametrize(
+    ("context", "stored", "event_values"),
+    [
+        # The payload's values win and are not stored a second time.
+        ({"ip": "203.0.113.9", "userAgent": "UA/1"}, (None, None), ("203.0.113.9", "UA/1")),
+        # Without them, the request's address and header are stored.
+        ({}, ("127.0.0.1", "header/1"), ("127.0.0.1", "header/1")),
+        # An empty or non-string value is no value (the payload keeps it as sent).
+        ({"ip": "", "userAgent": 7}, ("127.0.0.1", "header/1"), ("127.0.0.1", "header/1")),
+        ({"ip": "203.0.113.9"}, (None, "header/1"), ("203.0.113.9", "header/1")),
+    ],
+)
+def test_ip_and_user_agent_are_stored_once(
+    api: Ingest,
+    context: dict[str, object],
+    stored: tuple[str | None, str | None],
+    event_values: tuple[str, str],
+) -> None:
+    answer = api.post(
+        "/v1/track",
+        json={"event": "E", "userId": "u", "messageId": "m", "context": context},
+        headers={"User-Agent": "header/1"},
+    )
+    assert answer.status_code == 200, answer.text
+    row = api.rows(STORED_ONCE, m="m")[0]
+    assert (row.ip, row.user_agent) == stored
+    assert (row.event_ip, row.event_user_agent) == event_values
+
+
+def test_a_beacons_user_agent_is_stored_once_and_its_address_is_the_requests(
+    api: Ingest,
+) -> None:
+    beacon = {"eventType": "click", "visitorId": "v", "messageId": "b", "userAgent": "UA/2"}
+    answer = httpx.post(
+        f"{api.base}/collect?writeKey={api.write_key}",
+        content=json.dumps({**beacon, "ip": "198.51.100.1"}),
+        headers={"Content-Type": "text/plain", "User-Agent": "header/1"},
+    )
+    assert answer.status_code == 200, answer.text
+    pixel = httpx.get(
+        f"{api.base}/collect",
+        params={"writeKey": api.write_key, "eventType": "e", "visitorId": "v", "messageId": "p"},
+        headers={"User-Agent": "header/1"},
+    )
+    assert pixel.status_code == 200
+    row = api.rows(STORED_ONCE, m="b")[0]
+    assert tuple(row) == ("127.0.0.1", None, "127.0.0.1", "UA/2")
+    row = api.rows(STORED_ONCE, m="p")[0]
+    assert tuple(row) == ("127.0.0.1", "header/1", "127.0.0.1", "header/1")
 
 
 def test_write_key_in_body_text_plain_and_gzip_are_accepted(api: Ingest) -> None:

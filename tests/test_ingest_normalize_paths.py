@@ -10,7 +10,7 @@ bytes (the bytes path stores the event as sent), never in the JSON document.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,11 +18,13 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import Engine, text
 
 from lytics_ingest_api.events.normalize import (
     EventError,
     EventRow,
     RequestContext,
+    collect_event,
     segment_event,
     segment_event_json,
 )
@@ -218,3 +220,71 @@ def test_what_the_bytes_path_hands_to_the_dict_path() -> None:
             CTX,
         )
     assert caught.value.code == "too_large"
+
+
+# ip and user agent are stored once (migration 0014): the normalizer keeps the request's
+# value only when the payload holds none, and the database's functions read the event's
+# value back. Whatever a client puts there, the two must agree with the rule as stated
+# here: a non-empty string in the payload wins, else the request's value.
+READ_BACK = text(
+    "SELECT raw.event_ip(:source, CAST(:payload AS jsonb), :ip),"
+    " raw.event_user_agent(:source, CAST(:payload AS jsonb), :user_agent)"
+)
+
+
+def _sent(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _read_back(engine: Engine, row: EventRow) -> tuple[str | None, str | None]:
+    with engine.connect() as conn:
+        found = conn.execute(
+            READ_BACK,
+            {
+                "source": row.source,
+                "payload": row.payload,
+                "ip": row.ip,
+                "user_agent": row.user_agent,
+            },
+        ).one()
+    return found[0], found[1]
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(context=st.one_of(st.none(), context), through_bytes=st.booleans())
+def test_the_database_reads_back_the_ip_and_user_agent_of_a_segment_event(
+    engine: Engine, context: Any, through_bytes: bool
+) -> None:
+    event = {"type": "track", "event": "E", "userId": "u", "messageId": "m", "context": context}
+    try:
+        if through_bytes:
+            row = segment_event_json(msgspec.json.encode(event), CTX)
+        else:
+            row = segment_event(event, CTX)
+    except EventError:
+        return  # refused (a NUL, a context that is not an object): nothing is stored
+    sent = context if isinstance(context, dict) else {}
+    expected = (_sent(sent.get("ip")) or CTX.ip, _sent(sent.get("userAgent")) or CTX.user_agent)
+    assert _read_back(engine, row) == expected
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(extra=maybe({"userAgent": json_values, "ip": json_values}))
+def test_the_database_reads_back_the_ip_and_user_agent_of_a_beacon(
+    engine: Engine, extra: dict[str, Any]
+) -> None:
+    beacon = {"eventType": "click", "visitorId": "v", "messageId": "m", **extra}
+    try:
+        row = collect_event(beacon, replace(CTX, source="collect"))
+    except EventError:
+        return
+    # A beacon's own `ip` is never taken: its address is the request's.
+    assert _read_back(engine, row) == (CTX.ip, _sent(extra.get("userAgent")) or CTX.user_agent)

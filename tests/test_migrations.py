@@ -77,3 +77,45 @@ def test_upgrade_is_idempotent(database_url: str) -> None:
     before = migrate.current_revision(database_url)
     migrate.upgrade(database_url)
     assert migrate.current_revision(database_url) == before == migrate.head_revision()
+
+
+def test_0014_reads_ip_and_user_agent_once_and_its_downgrade_stores_them_again(
+    database_url: str,
+) -> None:
+    engine = create_engine(render(with_driver(database_url, "psycopg")))
+    rows = (
+        "SELECT message_id, ip, user_agent FROM raw.events ORDER BY message_id",
+        "SELECT message_id, raw.event_ip(source, payload, ip),"
+        " raw.event_user_agent(source, payload, user_agent) FROM raw.events ORDER BY message_id",
+    )
+    try:
+        with engine.begin() as conn:
+            # As the writer stores them from 0014 on: the payload's values only there.
+            conn.execute(
+                text(
+                    "INSERT INTO raw.events"
+                    " (project_id, message_id, type, timestamp, source, ip, user_agent, payload)"
+                    " VALUES (1, 'a', 'track', now(), 'segment', NULL, NULL,"
+                    '         \'{"context": {"ip": "203.0.113.9", "userAgent": "UA/1"}}\'),'
+                    "        (1, 'b', 'page', now(), 'collect', '127.0.0.1', NULL,"
+                    '         \'{"userAgent": "UA/2", "ip": "198.51.100.1"}\'),'
+                    "        (1, 'c', 'track', now(), 'native', '127.0.0.1', 'header/1', '{}')"
+                )
+            )
+            expected = [
+                ("a", "203.0.113.9", "UA/1"),
+                ("b", "127.0.0.1", "UA/2"),
+                ("c", "127.0.0.1", "header/1"),
+            ]
+            assert [tuple(r) for r in conn.execute(text(rows[1]))] == expected
+        migrate.downgrade(database_url, "0013")
+        with engine.connect() as conn:
+            # The previous code reads the columns: they hold the events' values again.
+            assert [tuple(r) for r in conn.execute(text(rows[0]))] == expected
+            gone = "SELECT to_regprocedure('raw.event_ip(text, jsonb, text)')"
+            assert conn.execute(text(gone)).scalar() is None
+        migrate.upgrade(database_url)
+        with engine.connect() as conn:
+            assert [tuple(r) for r in conn.execute(text(rows[1]))] == expected
+    finally:
+        engine.dispose()

@@ -73,8 +73,9 @@ EVENTS = Dataset(
         ("utm_source", "utm_source", pa.string()),
         ("utm_medium", "utm_medium", pa.string()),
         ("utm_campaign", "utm_campaign", pa.string()),
-        ("ip", "ip", pa.string()),
-        ("user_agent", "user_agent", pa.string()),
+        # Stored once, in the payload when it holds them (migration 0014).
+        ("raw.event_ip(source, payload, ip)", "ip", pa.string()),
+        ("raw.event_user_agent(source, payload, user_agent)", "user_agent", pa.string()),
         ("source", "source", pa.string()),
         ("payload::text", "payload", pa.string()),
     ),

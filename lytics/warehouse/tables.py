@@ -312,8 +312,21 @@ events = Table(
     Column("utm_source", Text),
     Column("utm_medium", Text),
     Column("utm_campaign", Text),
-    Column("ip", Text),
-    Column("user_agent", Text),
+    # Stored once (migration 0014): the request's value only when the payload holds
+    # none; raw.event_ip(source, payload, ip) and raw.event_user_agent(...) give the
+    # event's value whatever was stored.
+    Column(
+        "ip",
+        Text,
+        comment="The request's address, when the payload holds none: read raw.event_ip()",
+    ),
+    Column(
+        "user_agent",
+        Text,
+        comment=(
+            "The request's User-Agent, when the payload holds none: read raw.event_user_agent()"
+        ),
+    ),
     Column("source", Text, nullable=False),  # which endpoint: segment, native, collect, pixel
     Column("payload", JSONB, nullable=False),  # the whole event as sent
     UniqueConstraint("project_id", "message_id"),
