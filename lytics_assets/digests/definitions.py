@@ -31,7 +31,7 @@ PIPELINE_ROLE = "lytics_pipeline"
 # The marts a digest reads (lineage: each week reads whole weeks of these).
 MARTS = (
     "daily_site_metrics",
-    "daily_visitors",
+    "daily_visitor_recency",
     "daily_kpi_metrics",
     "daily_top_referrers",
     "daily_top_utm_sources",
