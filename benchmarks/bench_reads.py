@@ -427,8 +427,10 @@ def explain(url: str, project: int, now: datetime) -> None:
     from lytics_ingest_api.routes import reads
 
     week = {"project": project, "start": now.date() - timedelta(days=6), "end": now.date()}
+    month = {**week, "start": now.date() - timedelta(days=27)}
     queries = {
         "tiles: visitors, 7 days": (VISITORS, week),
+        "tiles: visitors, 28 days": (VISITORS, month),
         "tiles: site, 7 days": (SITE, week),
         "recent events": (reads.RECENT_EVENTS, {"before_at": None, "before_id": None, "limit": 21}),
         "stats": (reads.STATS, {}),

@@ -23,7 +23,7 @@ from lytics.settings import Settings
 from lytics.warehouse.urls import libpq_dsn
 from tests.support.digests import create_marts
 from tests.support.ingest import new_project, served_ingest
-from tests.support.pipeline import Pipeline, failures
+from tests.support.pipeline import Pipeline, failures, snapshot
 
 # daily_site_metrics rows as dbt writes them: (day, sessions, bounces, the day's rounded
 # mean duration, its exact total). Each day's mean is the mart's round(total / sessions, 1).
@@ -185,6 +185,17 @@ def test_unique_visitors_over_any_range_equal_the_distinct_visitors(
             ).scalar_one()
             for p in periods
         ), "the data should have visitors who return within a range"
+
+    # An upgrade from before previous_visit_date: daily_visitors lacks the column and
+    # the recency mart does not exist. The next refresh, with nothing new to fold in,
+    # must fill every row (a null would count a returning visitor as new).
+    built_marts = snapshot(engine, ["daily_visitors", "daily_visitor_recency"])
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE analytics.daily_visitors DROP COLUMN previous_visit_date"))
+        conn.execute(text("DROP TABLE analytics.daily_visitor_recency"))
+    upgraded = pipeline.refresh(last_day.isoformat())
+    assert upgraded.success, failures(upgraded)
+    assert snapshot(engine, ["daily_visitors", "daily_visitor_recency"]) == built_marts
 
     # The read API's path gives the same numbers.
     async def read(period: Period) -> float | None:
