@@ -10,10 +10,11 @@ database on the server of LYTICS_BENCH_DATABASE_URL, dropped at the end):
    project (Resend 80 %, GitHub 20 %; senders from a skewed pool of `--senders` (20,000)
    addresses and logins) and 10 % as many for another project, over the same days. All
    generated in SQL (INSERT ... SELECT FROM generate_series), then VACUUM ANALYZE.
-   The dashboard's marts (daily_site_metrics, daily_visitors, daily_kpi_metrics) are
-   derived from those events in SQL, in the shape and with the indexes and row-level
-   security that dbt and the tenant_isolation hook give them (building them with dbt at
-   this size takes many minutes; bench_refresh.py measures that).
+   The dashboard's marts (daily_site_metrics, daily_visitors, daily_visitor_recency,
+   daily_kpi_metrics) are derived from those events in SQL, in the shape and with the
+   indexes and row-level security that dbt and the tenant_isolation hook give them
+   (building them with dbt at this size takes many minutes; bench_refresh.py measures
+   that).
 3. Before: the read queries as the API ran them before migration 0010, as the reader
    scoped to the project, `--before-calls` (3) times each.
 4. `alembic upgrade head`, timed (the indexes are built CONCURRENTLY on the loaded tables).
@@ -135,12 +136,25 @@ MARTS = """
 CREATE SCHEMA IF NOT EXISTS analytics;
 GRANT USAGE ON SCHEMA analytics TO lytics_reader;
 CREATE TABLE analytics.daily_visitors AS
-SELECT project_id, timestamp::date AS visit_date, anonymous_id AS visitor_id,
-       count(*) AS events, count(*) FILTER (WHERE type = 'page') AS pageviews,
-       0::bigint AS conversions, now() AS built_at
-FROM raw.events GROUP BY 1, 2, 3;
+SELECT *, lag(visit_date) OVER (PARTITION BY project_id, visitor_id ORDER BY visit_date)
+              AS previous_visit_date,
+       now() AS built_at
+FROM (
+    SELECT project_id, timestamp::date AS visit_date, anonymous_id AS visitor_id,
+           count(*) AS events, count(*) FILTER (WHERE type = 'page') AS pageviews,
+           0::bigint AS conversions
+    FROM raw.events GROUP BY 1, 2, 3
+) AS days;
 CREATE UNIQUE INDEX ON analytics.daily_visitors (project_id, visit_date, visitor_id);
+CREATE INDEX ON analytics.daily_visitors (project_id, visitor_id, visit_date);
+CREATE INDEX ON analytics.daily_visitors (previous_visit_date);
 CREATE INDEX ON analytics.daily_visitors (built_at);
+CREATE TABLE analytics.daily_visitor_recency AS
+SELECT project_id, visit_date, previous_visit_date, count(*) AS visitors, now() AS built_at
+FROM analytics.daily_visitors GROUP BY 1, 2, 3;
+CREATE UNIQUE INDEX ON analytics.daily_visitor_recency
+    (project_id, visit_date, coalesce(previous_visit_date, '-infinity'::date));
+CREATE INDEX ON analytics.daily_visitor_recency (built_at);
 CREATE TABLE analytics.daily_site_metrics AS
 SELECT project_id, visit_date AS metric_date, sum(pageviews) AS pageviews,
        count(*) AS sessions, 0::bigint AS conversions, count(*) FILTER (WHERE events = 1)
@@ -241,7 +255,12 @@ def load(url: str, args: argparse.Namespace, now: datetime) -> list[int]:
             )
         deliveries_s = time.perf_counter() - started - events_s
         conn.execute(MARTS)
-        for table in ("daily_visitors", "daily_site_metrics", "daily_kpi_metrics"):
+        for table in (
+            "daily_visitors",
+            "daily_visitor_recency",
+            "daily_site_metrics",
+            "daily_kpi_metrics",
+        ):
             conn.execute(f"ALTER TABLE analytics.{table} ENABLE ROW LEVEL SECURITY")
             conn.execute(f"GRANT SELECT ON analytics.{table} TO lytics_reader")
             conn.execute(
@@ -336,21 +355,32 @@ def index_cost(url: str, project: int, args: argparse.Namespace) -> str:
     )
 
 
-def endpoints(url: str, project: int) -> dict[str, str]:
+def _thousands(n: int) -> str:
+    return f"{n // 1000}k" if n % 1000 == 0 else f"{n:,}"
+
+
+def endpoints(url: str, project: int, args: argparse.Namespace) -> dict[str, str]:
+    # Deep cursors: 100,000 events and 10,000 deliveries back at full size, and no
+    # further than a quarter of the data at a smaller one (the project has 70 % of the
+    # events and all of the measured deliveries), so the row is always there.
+    event_depth = min(100_000, args.events // 4)
+    delivery_depth = min(10_000, args.deliveries // 4)
     with psycopg.connect(libpq_dsn(url)) as conn:
 
-        def position(query: str) -> str:
-            row = conn.execute(query, (project,)).fetchone()
+        def position(query: str, depth: int) -> str:
+            row = conn.execute(query, (project, depth)).fetchone()
             assert row is not None
             return encode(Position(row[0], row[1]))
 
         deep_event = position(
             "SELECT received_at, id FROM raw.events WHERE project_id = %s"
-            " ORDER BY received_at DESC, id DESC OFFSET 100000 LIMIT 1"
+            " ORDER BY received_at DESC, id DESC OFFSET %s LIMIT 1",
+            event_depth,
         )
         deep_delivery = position(
             "SELECT received_at, id FROM raw.webhook_deliveries WHERE project_id = %s"
-            " ORDER BY received_at DESC, id DESC OFFSET 10000 LIMIT 1"
+            " ORDER BY received_at DESC, id DESC OFFSET %s LIMIT 1",
+            delivery_depth,
         )
         top, rare = conn.execute(
             "SELECT (array_agg(sender ORDER BY messages DESC))[1],"
@@ -367,11 +397,11 @@ def endpoints(url: str, project: int) -> dict[str, str]:
     today = datetime.now(UTC).date()
     return {
         "events/recent": "/v1/events/recent?limit=20",
-        "events/recent limit=100 cursor at 100k": (
+        f"events/recent limit=100 cursor at {_thousands(event_depth)}": (
             f"/v1/events/recent?limit=100&cursor={deep_event}"
         ),
         "messages": "/v1/messages",
-        "messages cursor at 10k": f"/v1/messages?cursor={deep_delivery}",
+        f"messages cursor at {_thousands(delivery_depth)}": f"/v1/messages?cursor={deep_delivery}",
         "messages source=github": "/v1/messages?source=github",
         "messages from=<top sender>": f"/v1/messages?from={top}",
         "messages from=<rarest sender>": f"/v1/messages?from={rare}",
@@ -397,8 +427,10 @@ def explain(url: str, project: int, now: datetime) -> None:
     from lytics_ingest_api.routes import reads
 
     week = {"project": project, "start": now.date() - timedelta(days=6), "end": now.date()}
+    month = {**week, "start": now.date() - timedelta(days=27)}
     queries = {
         "tiles: visitors, 7 days": (VISITORS, week),
+        "tiles: visitors, 28 days": (VISITORS, month),
         "tiles: site, 7 days": (SITE, week),
         "recent events": (reads.RECENT_EVENTS, {"before_at": None, "before_id": None, "limit": 21}),
         "stats": (reads.STATS, {}),
@@ -460,7 +492,7 @@ def run(args: argparse.Namespace) -> None:
             with engine.begin() as conn:
                 secret = api_keys.create_key(conn, project, "secret").plaintext
             engine.dispose()
-            paths = endpoints(url, project)
+            paths = endpoints(url, project, args)
             env = {
                 **os.environ,
                 "DATABASE_URL": url,

@@ -7,6 +7,13 @@ committed after newer ones, pushed metrics re-sent with new values. After each b
 the raw-data sensor requests a run and the run folds the new rows in (refresh
 new_rows). The marts must then equal, row for row, a rebuild of the whole range from
 raw into empty marts, and refreshes with nothing new must change nothing.
+
+Visitors also come back on other days, so each visitor-day's previous visit day (and
+daily_visitor_recency, built from it) changes when a late event adds a day before it:
+one visitor's middle day arrives last, between two days already built. Then a
+deletion request erases a visitor of two days that are not adjacent, each day rebuilt
+by its own window run as the privacy sensor asks, and the marts must again equal a
+rebuild into empty marts.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ import dagster as dg
 import pytest
 from sqlalchemy import Engine, text
 
+from lytics.privacy.erasure import erase
+from lytics.privacy.requests import create_request
 from lytics_assets.metrics.lineage import refreshed_models, tables_built_from_raw
 from lytics_assets.metrics.partitions import daily
 from lytics_assets.metrics.refresh import REFRESH_TAG
@@ -34,6 +43,7 @@ from tests.support.pipeline import (
 )
 
 DAY0 = date(2025, 3, 7)
+DAY0_START = datetime(2025, 3, 7, tzinfo=UTC)
 MIDNIGHT = datetime(2025, 3, 8, tzinfo=UTC)
 PATHS = ["/", "/pricing", "/docs", "/blog/a", "/blog/b", None]
 REFERRERS = [
@@ -97,7 +107,22 @@ def _events(rng: random.Random) -> list[dict[str, Any]]:
                     "session_id": session if k != 2 or visitor != "s3" else None,
                 }
             )
+    # Returning visitors: a short visit on some of the three days each, and one who
+    # always skips the middle day (the deletion request's person).
+    for day in (0, 2):
+        events += _visitor_events(rng, "back", DAY0_START + timedelta(days=day, hours=1))
+    for r in range(6):
+        for day in sorted(rng.sample(range(3), rng.randint(2, 3))):
+            events += _visitor_events(
+                rng, f"r{r}", DAY0_START + timedelta(days=day, minutes=rng.randint(0, 600))
+            )
     return events
+
+
+def _returning_across_a_late_day(rng: random.Random) -> tuple[list[dict[str, Any]], ...]:
+    """A visitor on days 0 and 2 (the first batch) whose day 1 arrives last."""
+    days = [_visitor_events(rng, "gap", DAY0_START + timedelta(days=d, hours=9)) for d in range(3)]
+    return days[0] + days[2], days[1]
 
 
 def _insert(
@@ -172,7 +197,13 @@ def test_many_small_refreshes_equal_one_full_rebuild(pipeline: Pipeline, engine:
         for n, event in enumerate(_events(rng)):
             arrivals.append((project_id, {**event, "message_id": f"{project_id}-{n}"}))
     rng.shuffle(arrivals)
+    early, late = _returning_across_a_late_day(rng)
+    for n, event in enumerate(early):
+        arrivals.insert(0, (projects[0], {**event, "message_id": f"gap-early-{n}"}))
     batches = [arrivals[i : i + 30] for i in range(0, len(arrivals), 30)]
+    batches.append(
+        [(projects[0], {**e, "message_id": f"gap-late-{n}"}) for n, e in enumerate(late)]
+    )
     cursor = None
     # The first refresh creates the marts from what is there (a first build takes everything).
     for number, batch in enumerate(batches):
@@ -192,6 +223,13 @@ def test_many_small_refreshes_equal_one_full_rebuild(pipeline: Pipeline, engine:
         cursor = _run_sensor_requests(pipeline, sensor, cursor)
     incremental = snapshot(engine)
     assert len(incremental["fct_sessions"]) > 40, "the data should make many sessions"
+    gap = [r for r in incremental["daily_visitors"] if r[0] == projects[0] and r[2] == "gap"]
+    assert [(r[1], r[-1]) for r in gap] == [
+        (DAY0, None),
+        (DAY0 + timedelta(days=1), DAY0),
+        (DAY0 + timedelta(days=2), DAY0 + timedelta(days=1)),
+    ], "the late middle day must become the next day's previous visit"
+    assert any(r[-1] is not None for r in incremental["daily_visitors"] if r[2] != "gap")
     assert incremental["daily_kpi_metrics"], "metric pushes should reach the mart"
 
     # Nothing new: the sensor requests nothing, and a refresh changes nothing.
@@ -210,3 +248,22 @@ def test_many_small_refreshes_equal_one_full_rebuild(pipeline: Pipeline, engine:
     full = pipeline.build(DAY0.isoformat(), (DAY0 + timedelta(days=2)).isoformat())
     assert full.success, failures(full)
     assert snapshot(engine) == incremental
+
+    # A deletion request for a returning visitor of two days apart: erased, then each
+    # day rebuilt on its own (the later one first), as the privacy sensor's runs may go.
+    person = "back"
+    with engine.begin() as conn:
+        request = create_request(conn, "inc-b", anonymous_ids=[person], requested_by="test")
+    erasure = erase(engine, request.id, "test-erasure")
+    assert erasure.event_days == [DAY0, DAY0 + timedelta(days=2)]
+    for day in reversed(erasure.event_days):
+        rebuilt = pipeline.build(day.isoformat())
+        assert rebuilt.success, failures(rebuilt)
+    erased = snapshot(engine)
+    assert not [r for r in erased["daily_visitors"] if r[0] == projects[1] and r[2] == person]
+    assert erased["daily_visitor_recency"] != incremental["daily_visitor_recency"]
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA analytics CASCADE"))
+    full = pipeline.build(DAY0.isoformat(), (DAY0 + timedelta(days=2)).isoformat())
+    assert full.success, failures(full)
+    assert snapshot(engine) == erased

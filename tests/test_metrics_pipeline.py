@@ -206,6 +206,7 @@ def test_backfill_equals_day_by_day_and_rerunning_changes_nothing(
 EVENT_TABLES = {
     "int_events",
     "daily_visitors",
+    "daily_visitor_recency",
     "fct_sessions",
     "daily_pages",
     "daily_top_pages",

@@ -304,6 +304,15 @@ def test_a_person_is_removed_from_raw_marts_and_exports_and_only_counts_remain(
         )
         == visitors_before - 4
     )
+    # And the range tiles' count of them (daily_visitor_recency) drops with it.
+    assert (
+        _count(
+            engine,
+            "SELECT sum(visitors) FROM analytics.daily_visitor_recency WHERE project_id = :p",
+            p=world.project_id,
+        )
+        == visitors_before - 4
+    )
     assert (
         _count(
             engine,

@@ -331,6 +331,7 @@ def test_the_catalog_enumeration_reaches_every_schema(warehouse: Warehouse) -> N
         "exports.partitions",
         "analytics.daily_site_metrics",
         "analytics.daily_visitors",
+        "analytics.daily_visitor_recency",
         "analytics.daily_kpi_metrics",
         "analytics.github_daily_repository_metrics",
     ):

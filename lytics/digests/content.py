@@ -49,7 +49,7 @@ class DigestContent:
 def _marts_built(conn: Connection) -> bool:
     found = conn.exec_driver_sql(
         "SELECT to_regclass('analytics.daily_site_metrics') IS NOT NULL "
-        "AND to_regclass('analytics.daily_visitors') IS NOT NULL "
+        "AND to_regclass('analytics.daily_visitor_recency') IS NOT NULL "
         "AND to_regclass('analytics.daily_kpi_metrics') IS NOT NULL"
     ).scalar()
     return bool(found)

@@ -35,13 +35,14 @@ SELECT coalesce(sum(sessions), 0) AS sessions, coalesce(sum(pageviews), 0) AS pa
 FROM analytics.daily_site_metrics
 WHERE project_id = %(project)s AND metric_date BETWEEN %(start)s AND %(end)s
 """
-# DISTINCT in a subquery can be hashed; count(DISTINCT ...) always sorts, and sorting
-# text under the database's collation costs several times the scan (bench_reads.py).
+# A visitor counts once, on their first day inside the range: the day's rows of
+# daily_visitor_recency whose previous visit is none or before the range. Exactly the
+# distinct visitors of daily_visitors over the range, read from at most one row per
+# (day, earlier day) instead of one per visitor and day (docs/metrics.md).
 VISITORS = """
-SELECT count(*) FROM (
-    SELECT DISTINCT visitor_id FROM analytics.daily_visitors
-    WHERE project_id = %(project)s AND visit_date BETWEEN %(start)s AND %(end)s
-) AS visitors
+SELECT coalesce(sum(visitors), 0) FROM analytics.daily_visitor_recency
+WHERE project_id = %(project)s AND visit_date BETWEEN %(start)s AND %(end)s
+  AND (previous_visit_date IS NULL OR previous_visit_date < %(start)s)
 """
 PUSHED = """
 SELECT metric_name, sum(metric_value) AS total, avg(metric_value) AS average

@@ -29,7 +29,7 @@ POOL = "email"
 # The marts a digest reads (lineage: each week reads whole weeks of these).
 MARTS = (
     "daily_site_metrics",
-    "daily_visitors",
+    "daily_visitor_recency",
     "daily_kpi_metrics",
     "daily_top_referrers",
     "daily_top_utm_sources",

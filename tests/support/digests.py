@@ -25,7 +25,9 @@ CREATE TABLE IF NOT EXISTS analytics.daily_site_metrics (
     conversions bigint, sessions bigint, bounces bigint, avg_session_duration_seconds numeric,
     total_session_duration_seconds numeric);
 CREATE TABLE IF NOT EXISTS analytics.daily_visitors (
-    project_id bigint, visit_date date, visitor_id text);
+    project_id bigint, visit_date date, visitor_id text, previous_visit_date date);
+CREATE TABLE IF NOT EXISTS analytics.daily_visitor_recency (
+    project_id bigint, visit_date date, previous_visit_date date, visitors bigint);
 CREATE TABLE IF NOT EXISTS analytics.daily_kpi_metrics (
     project_id bigint, metric_date date, source text, metric_name text, metric_value numeric,
     received_at timestamptz);
@@ -79,10 +81,17 @@ def seed_week(
                 "b": bounces,
             },
         )
-        for i in range(visitors if visitors is not None else sessions):
+        # Each a first visit: one histogram row for the day, as dbt would build it.
+        count = visitors if visitors is not None else sessions
+        for i in range(count):
             conn.execute(
-                text("INSERT INTO analytics.daily_visitors VALUES (:p, :d, :v)"),
+                text("INSERT INTO analytics.daily_visitors VALUES (:p, :d, :v, NULL)"),
                 {"p": project_id, "d": day, "v": f"v{i}"},
+            )
+        if count:
+            conn.execute(
+                text("INSERT INTO analytics.daily_visitor_recency VALUES (:p, :d, NULL, :n)"),
+                {"p": project_id, "d": day, "n": count},
             )
         for rank, (name, n) in enumerate((referrers or {}).items(), 1):
             conn.execute(

@@ -32,6 +32,7 @@ MARTS = (
     "fct_sessions",
     "daily_pages",
     "daily_visitors",
+    "daily_visitor_recency",
     "daily_site_metrics",
     "daily_top_pages",
     "daily_top_referrers",
