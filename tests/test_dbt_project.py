@@ -192,6 +192,17 @@ def test_the_sensors_refreshes_reuse_the_prepared_parse(
     assert any("Unable to do partial parsing" in m for m in reparsed), reparsed
 
 
+def test_a_manifest_older_than_the_project_is_parsed_again() -> None:
+    # A pulled or edited model, macro or test must not meet a manifest that lacks it
+    # (Dagster would fail on a node it does not know).
+    project = dbt_project()
+    manifest = prepare(project)
+    current = manifest.stat().st_mtime
+    assert prepare(project).stat().st_mtime == current  # up to date: not parsed again
+    os.utime(manifest, (0, 0))  # older than every file of the project
+    assert prepare(project).stat().st_mtime > 0
+
+
 def test_dbt_reports_nothing_to_a_third_party(tmp_path: Path) -> None:
     # dbt sends anonymous usage events to dbt Labs unless a project opts out, and
     # marks the machine with a cookie (.user.yml in the profiles folder) when it does.

@@ -31,17 +31,33 @@ def dbt_project() -> DbtProject:
     return DBT_PROJECT
 
 
+# What dbt writes or installs itself: never a reason to parse again.
+GENERATED = frozenset({"target", "logs", "dbt_packages"})
+
+
 def prepare(project: DbtProject) -> Path:
-    """The manifest, parsed now if there is none (a fresh checkout).
+    """The manifest, parsed now if there is none (a fresh checkout) or the project's
+    files changed since it was written (a pulled or edited model, macro or test).
 
     Deployments prepare it once at build time (`dagster-dbt project prepare-and-package
     --file lytics_assets/metrics/project.py`, README); `lytics dev` does so on every
-    start, so edited models are picked up. dagster-dbt's preparer guards against two
-    processes parsing at the same moment.
+    start. dagster-dbt's preparer guards against two processes parsing at once.
     """
-    if not project.manifest_path.exists():
+    manifest = project.manifest_path
+    if not manifest.exists() or _newest_source(project.project_dir) > manifest.stat().st_mtime:
         project.preparer.prepare(project)
-    return project.manifest_path
+    return manifest
+
+
+def _newest_source(project_dir: Path) -> float:
+    return max(
+        (
+            path.stat().st_mtime
+            for path in project_dir.rglob("*")
+            if path.is_file() and GENERATED.isdisjoint(path.relative_to(project_dir).parts)
+        ),
+        default=0.0,
+    )
 
 
 def dbt_environment(settings: Settings) -> dict[str, str]:
