@@ -95,8 +95,13 @@ def _configure(
 
 
 def ingest_pool(settings: Settings, *, max_size: int = 10) -> AsyncConnectionPool[AsyncConnection]:
-    """Connections that can only insert raw data and verify keys (auth, webhooks, metrics)."""
-    return _pool(settings.login(INGEST_ROLE), max_size, "ingest", settings, check_on_checkout=False)
+    """Connections that can only insert raw data and verify keys (auth, webhooks, metrics).
+
+    Checked on checkout: after Postgres or a pooler restarts, an idle connection it cut
+    would otherwise fail the next key lookup or webhook with a 503 while the database
+    is up again. These requests are few (keys are cached), so the round trip is cheap.
+    """
+    return _pool(settings.login(INGEST_ROLE), max_size, "ingest", settings)
 
 
 def writer_pool(settings: Settings) -> AsyncConnectionPool[AsyncConnection]:

@@ -13,6 +13,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from urllib.parse import quote
 
 from sqlalchemy.engine import make_url
 
-from tests.support.http import free_port, port_is_free
+from tests.support.http import free_port
 from tests.support.wait import wait_until
 
 BINARY_PATHS = ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer")
@@ -58,9 +59,7 @@ class Pgbouncer:
             command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
         )
         wait_until(
-            lambda: self._exited() or not port_is_free(self.port),
-            "pgbouncer to listen",
-            detail=self.log,
+            lambda: self._exited() or self._accepts(), "pgbouncer to listen", detail=self.log
         )
         if self._exited():
             raise AssertionError(f"pgbouncer exited at start:\n{self.log()}")
@@ -73,7 +72,8 @@ class Pgbouncer:
             self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout=60)
         self.process = None
-        wait_until(lambda: port_is_free(self.port), "pgbouncer's port to be free")
+        # No wait for the port: the connections it cut linger in TIME_WAIT, and
+        # pgbouncer binds its port again with SO_REUSEADDR.
 
     def restart(self) -> None:
         self.stop()
@@ -82,6 +82,13 @@ class Pgbouncer:
     def log(self) -> str:
         path = self.folder / "pgbouncer.log"
         return path.read_text()[-4000:] if path.exists() else "(no log)"
+
+    def _accepts(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        except OSError:
+            return False
+        return True
 
     def _exited(self) -> bool:
         return self.process is not None and self.process.poll() is not None
