@@ -38,6 +38,28 @@ async def _retry_at_once(pool: AsyncConnectionPool[AsyncConnection]) -> None:
         await pool.check()
 
 
+class _CheckOnCheckout:
+    """psycopg_pool's `check`: a dead connection is never handed to a request.
+
+    When a connection fails its check, every idle one is tested at once
+    (`pool.check()`), because a restart of Postgres or of a pooler cuts them all.
+    Left to itself, the pool tries the next idle connection after 0, 1, 2 s...;
+    with more than three dead ones a request ran out of its acquire timeout
+    before reaching a live one, a 503 while the database was already back.
+    """
+
+    def __init__(self) -> None:
+        self.pool: AsyncConnectionPool[AsyncConnection] | None = None
+
+    async def __call__(self, conn: AsyncConnection) -> None:
+        try:
+            await AsyncConnectionPool.check_connection(conn)
+        except Exception:
+            if self.pool is not None and not self.pool.closed:
+                await self.pool.check()
+            raise
+
+
 def _pool(
     login: RoleLogin,
     max_size: int,
@@ -56,7 +78,8 @@ def _pool(
     }
     if autocommit:
         kwargs["autocommit"] = True
-    return factory(
+    check = _CheckOnCheckout() if check_on_checkout else None
+    pool = factory(
         login.dsn,
         kwargs=kwargs,
         min_size=1,
@@ -66,12 +89,15 @@ def _pool(
         # A connection that died with a Postgres restart is replaced on checkout,
         # not handed to a request. The event writer opts out: it retries a batch
         # on a fresh connection instead of paying a round trip on every batch.
-        check=AsyncConnectionPool.check_connection if check_on_checkout else None,
+        check=check,
         configure=_configure(login, configure),
         name=name,
         reconnect_timeout=settings.database_reconnect_timeout_s,
         reconnect_failed=_retry_at_once,
     )
+    if check is not None:
+        check.pool = pool
+    return pool
 
 
 def _configure(
