@@ -33,7 +33,7 @@ from lytics.warehouse.urls import libpq_dsn
 from lytics_ingest_api.app import create_app
 from tests.support.http import free_port, serve
 from tests.support.ingest import new_project
-from tests.support.load import Answer, Load
+from tests.support.load import Load
 
 # Long enough that psycopg_pool's doubling back-off, uncapped, would keep writes down
 # for seconds after the restart: its attempts come 1, 3, 7, 15, 31 s after a
@@ -75,10 +75,6 @@ def _stored(url: str) -> dict[str, int]:
         engine.dispose()
 
 
-def _ok(a: Answer) -> bool:
-    return 200 <= a.status < 300
-
-
 @pytest.mark.slow
 def test_postgres_outage_under_load_loses_nothing_and_writes_resume_at_once(
     own_postgres: tuple[EmbeddedPostgres, str],
@@ -93,8 +89,8 @@ def test_postgres_outage_under_load_loses_nothing_and_writes_resume_at_once(
     )
     with serve(create_app(settings)) as base:
         load = Load(base, write_key)
-        threads = load.run(workers=WORKERS)
-        _wait_for(lambda: load.count(_ok) >= 20, "acknowledgements before the outage")
+        load.run(workers=WORKERS)
+        _wait_for(lambda: load.acknowledged_after(0) >= 20, "acknowledgements before the outage")
         assert server.stop()
         down_from = time.monotonic()
         _wait_for(
@@ -108,15 +104,13 @@ def test_postgres_outage_under_load_loses_nothing_and_writes_resume_at_once(
         server.start()  # returns once the server accepts connections
         up_at = time.monotonic()
         _wait_for(
-            lambda: load.count(lambda a: _ok(a) and a.sent > up_at) >= 20,
+            lambda: load.acknowledged_after(up_at) >= 20,
             "acknowledgements after the restart",
         )
-        load.stop.set()
-        for t in threads:
-            t.join(40)
+        load.finish()
 
     stored = _stored(url)
-    acknowledged = [a for a in load.answers if 200 <= a.status < 300]
+    acknowledged = [a for a in load.answers if a.acknowledged]
     refused = [a for a in load.answers if a.status == 503]
     acked_ids = [m for a in acknowledged for m in a.ids]
     assert acked_ids, "the load produced no acknowledged requests"
@@ -166,15 +160,13 @@ def test_sigterm_answers_in_flight_requests_and_loses_nothing(
             except httpx.HTTPError:
                 time.sleep(0.1)
         load = Load(base, write_key)
-        threads = load.run(workers=WORKERS)
+        load.run(workers=WORKERS)
         # Requests in flight when the signal comes: the load is running and acknowledged.
-        _wait_for(lambda: load.count(_ok) >= 10, "acknowledgements before SIGTERM")
+        _wait_for(lambda: load.acknowledged_after(0) >= 10, "acknowledgements before SIGTERM")
         process.send_signal(signal.SIGTERM)
         # uvicorn shuts down gracefully, then re-raises the signal it caught.
         assert process.wait(15) in (0, -signal.SIGTERM), (tmp_path / "api.log").read_text()
-        load.stop.set()
-        for t in threads:
-            t.join(40)
+        load.finish()
     finally:
         if process.poll() is None:
             process.kill()

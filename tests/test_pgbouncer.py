@@ -43,7 +43,7 @@ from tests.support import TEST_SECRET
 from tests.support.cli import invoke
 from tests.support.http import HTTP_TIMEOUT_S, serve
 from tests.support.ingest import new_project
-from tests.support.load import Answer, Load
+from tests.support.load import Load
 from tests.support.pgbouncer import Pgbouncer, running_pgbouncer
 from tests.support.pipeline import Pipeline, failures, point_pipeline_at
 from tests.support.wait import wait_until
@@ -138,10 +138,6 @@ def _stored(engine: Engine, project_slug: str) -> dict[str, int]:
         return {m: c for m, c in rows}
 
 
-def _acknowledged(answer: Answer) -> bool:
-    return 200 <= answer.status < 300
-
-
 @pytest.mark.slow
 def test_ingest_reads_cli_and_pipeline_work_through_pgbouncer_and_survive_its_restart(
     through: Through,
@@ -164,17 +160,15 @@ def test_ingest_reads_cli_and_pipeline_work_through_pgbouncer_and_survive_its_re
     # Ingest through pgbouncer, under load, across a pgbouncer restart.
     with serve(create_app(through.settings())) as base:
         load = Load(base, write_key)
-        threads = load.run(workers=4)
-        wait_until(lambda: load.count(_acknowledged) >= 20, "acknowledgements before the restart")
+        load.run(workers=4)
+        wait_until(lambda: load.acknowledged_after(0) >= 20, "acknowledgements before the restart")
         through.bouncer.restart()
         back = time.monotonic()
         wait_until(
-            lambda: load.count(lambda a: _acknowledged(a) and a.sent > back) >= 20,
+            lambda: load.acknowledged_after(back) >= 20,
             "acknowledgements after pgbouncer's restart",
         )
-        load.stop.set()
-        for thread in threads:
-            thread.join(60)
+        load.finish()
         other_event = {"type": "track", "event": "Other", "userId": "o", "messageId": "other-1"}
         assert (
             httpx.post(
@@ -184,7 +178,7 @@ def test_ingest_reads_cli_and_pipeline_work_through_pgbouncer_and_survive_its_re
         )
 
         stored = _stored(engine, "site")
-        acknowledged = [m for a in load.answers if _acknowledged(a) for m in a.ids]
+        acknowledged = [m for a in load.answers if a.acknowledged for m in a.ids]
         assert acknowledged
         assert [m for m in acknowledged if stored.get(m) != 1] == []
         assert set(stored.values()) == {1}

@@ -59,17 +59,13 @@ class RoleLogin:
         user, has_role, superuser, bypasses_rls, owns_tables = check
         if user == self.role:
             return
-        why = (
-            "is a superuser"
-            if superuser
-            else "owns Lytics' tables"
-            if owns_tables
-            else f"lacks the privileges of {self.role}"
-            if not has_role
-            else "bypasses row-level security"
-            if bypasses_rls and self.role == READER
-            else None
-        )
+        reasons = [
+            (superuser, "is a superuser"),
+            (owns_tables, "owns Lytics' tables"),
+            (not has_role, f"lacks the privileges of {self.role}"),
+            (bypasses_rls and self.role == READER, "bypasses row-level security"),
+        ]
+        why = next((reason for applies, reason in reasons if applies), None)
         if why is not None:
             raise WrongRoleError(
                 f"the login for {self.role} connects as {user!r}, which {why}: give the "

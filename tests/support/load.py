@@ -17,6 +17,10 @@ class Answer:
     sent: float
     answered: float
 
+    @property
+    def acknowledged(self) -> bool:
+        return 200 <= self.status < 300
+
 
 @dataclass
 class Load:
@@ -25,6 +29,7 @@ class Load:
     answers: list[Answer] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    threads: list[threading.Thread] = field(default_factory=list)
 
     def worker(self, n: int) -> None:
         seq = 0
@@ -51,10 +56,19 @@ class Load:
         with self.lock:
             return sum(1 for a in self.answers if predicate(a))
 
-    def run(self, workers: int) -> list[threading.Thread]:
-        threads = [
+    def acknowledged_after(self, moment: float) -> int:
+        """How many requests sent after `moment` (time.monotonic()) were acknowledged."""
+        return self.count(lambda a: a.acknowledged and a.sent > moment)
+
+    def run(self, workers: int) -> None:
+        self.threads = [
             threading.Thread(target=self.worker, args=(n,), daemon=True) for n in range(workers)
         ]
-        for t in threads:
+        for t in self.threads:
             t.start()
-        return threads
+
+    def finish(self, timeout_s: float = 60) -> None:
+        """Stop sending and wait for the requests in flight to be answered."""
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout_s)
