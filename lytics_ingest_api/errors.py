@@ -97,9 +97,9 @@ def problem(exc: Exception, method: str, path: str) -> tuple[int, ErrorBody, dic
         log.warning("database unavailable: %s", type(exc).__name__)
         unavailable = StoreUnavailableError()
         return unavailable.status, unavailable.body(), unavailable.headers
-    if isinstance(exc, UnicodeDecodeError):
-        # A body Litestar decodes for a handler (msgspec) that is not UTF-8: the client's bytes.
-        return 400, ErrorBody("invalid", "the body is not valid UTF-8", "body"), {}
+    undecodable = _undecodable(exc)
+    if undecodable is not None:
+        return 400, undecodable, {}
     if isinstance(exc, DataError):
         # Input that passed validation but that Postgres refuses: the client's data, not our outage.
         log.warning("database refused input: %s", type(exc).__name__)
@@ -107,6 +107,19 @@ def problem(exc: Exception, method: str, path: str) -> tuple[int, ErrorBody, dic
         return 422, body, {}
     log.exception("unhandled error on %s %s", method, path)
     return 500, ErrorBody("internal", "internal error"), {}
+
+
+def _undecodable(exc: Exception) -> ErrorBody | None:
+    """A body Litestar decodes for a handler (msgspec) that the decoder cannot read.
+
+    The client's bytes, refused as the write endpoints refuse them: not UTF-8, or
+    nested deeper than the decoder recurses.
+    """
+    if isinstance(exc, UnicodeDecodeError):
+        return ErrorBody("invalid", "the body is not valid UTF-8", "body")
+    if isinstance(exc, RecursionError):
+        return ErrorBody("invalid", "the body nests too deeply to be decoded", "body")
+    return None
 
 
 def _http_problem(exc: HTTPException) -> tuple[int, ErrorBody, dict[str, str]]:
