@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from lytics.projects import get_project
+from lytics.settings import MAX_RETENTION_DAYS
 from lytics.warehouse.retention_tables import raw_horizons, retention_runs
 from lytics.warehouse.tables import projects
 
@@ -65,9 +66,14 @@ def retention_days(project_settings: dict[str, Any], default: int | None) -> int
     value: object = project_settings[SETTING]
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 1 <= value <= MAX_RETENTION_DAYS
+    ):
         raise RetentionSettingError(
-            f"{SETTING} must be a whole number of days >= 1 or null, not {value!r}"
+            f"{SETTING} must be a whole number of days from 1 to {MAX_RETENTION_DAYS}"
+            f" or null, not {value!r}"
         )
     return value
 

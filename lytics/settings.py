@@ -21,6 +21,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from lytics.warehouse import logins
 from lytics.warehouse.logins import RoleLogin
 
+# The longest raw-event retention a deployment or a project may set (a century):
+# longer windows are "keep forever", and date arithmetic stays in range.
+MAX_RETENTION_DAYS = 36_500
+
 
 class MissingSettingError(RuntimeError):
     """A setting the current command needs is not configured."""
@@ -136,7 +140,7 @@ class Settings(BaseSettings):
     # Days of raw events kept per project (a project's `raw_retention_days` setting
     # wins); unset: kept forever. Whole UTC days older than that are removed daily.
     raw_retention_days: int | None = Field(
-        None, ge=1, le=36_500, validation_alias=_env("LYTICS_RAW_RETENTION_DAYS")
+        None, ge=1, le=MAX_RETENTION_DAYS, validation_alias=_env("LYTICS_RAW_RETENTION_DAYS")
     )
     # Rows removed per transaction: short transactions, so ingest and the pipeline
     # never wait long on the delete's locks and WAL stays steady.

@@ -81,6 +81,14 @@ def test_db_current_reports_up_to_date(lytics) -> None:  # type: ignore[no-untyp
     assert "up to date" in result.out
 
 
+def test_an_unknown_revision_is_a_clear_error_and_changes_nothing(lytics) -> None:  # type: ignore[no-untyped-def]
+    for command in ("upgrade", "downgrade"):
+        result = lytics("db", command, "garbage")
+        assert result.code == 1, result.err
+        assert "error: Can't locate revision identified by 'garbage'" in result.err
+    assert "up to date" in lytics("db", "current").out
+
+
 def test_unreachable_database_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -184,7 +184,7 @@ def test_a_project_may_opt_out_of_the_default(engine: Engine) -> None:
     assert retention_days({"raw_retention_days": 7}, 30) == 7
 
 
-@pytest.mark.parametrize("value", [0, -1, "30", 1.5, True])
+@pytest.mark.parametrize("value", [0, -1, "30", 1.5, True, 36_501, 99_999_999_999])
 def test_a_malformed_setting_fails_the_run_before_anything_is_removed(
     engine: Engine, database_url: str, projects: tuple[int, int], value: object
 ) -> None:
@@ -221,6 +221,10 @@ def test_the_cli_sets_and_shows_each_projects_window(
     refused = invoke(monkeypatch, capsys, "retention", "set", "blog", "0")
     assert refused.code == 2
     assert "0" in refused.err
+    for days in ("36501", "99999999999"):  # past any date arithmetic: refused, not stored
+        refused = invoke(monkeypatch, capsys, "retention", "set", "blog", days)
+        assert refused.code == 1
+        assert "from 1 to 36500" in refused.err
     both = invoke(monkeypatch, capsys, "retention", "set", "blog", "3", "--keep-forever")
     assert both.code == 2
     assert "exactly one" in both.err

@@ -49,6 +49,7 @@ cli.add_command(privacy)
 
 def _exit_code_for(exc: Exception) -> int | None:
     """Errors a user can fix get one clear line and an exit code, not a traceback."""
+    from alembic.util import CommandError
     from sqlalchemy.exc import OperationalError
 
     from lytics.api_keys import KeyNotFoundError
@@ -64,6 +65,7 @@ def _exit_code_for(exc: Exception) -> int | None:
         ProjectNotFoundError,
         KeyNotFoundError,
         ValueError,
+        CommandError,  # Alembic's: an unknown revision for `lytics db`
     )
     if isinstance(exc, user_errors):
         click.echo(f"error: {exc}", err=True)
