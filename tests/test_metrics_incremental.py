@@ -200,7 +200,7 @@ def test_many_small_refreshes_equal_one_full_rebuild(pipeline: Pipeline, engine:
     early, late = _returning_across_a_late_day(rng)
     for n, event in enumerate(early):
         arrivals.insert(0, (projects[0], {**event, "message_id": f"gap-early-{n}"}))
-    batches = [arrivals[i : i + 30] for i in range(0, len(arrivals), 30)]
+    batches = [arrivals[i : i + 60] for i in range(0, len(arrivals), 60)]
     batches.append(
         [(projects[0], {**e, "message_id": f"gap-late-{n}"}) for n, e in enumerate(late)]
     )
