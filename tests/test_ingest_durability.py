@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from lytics_ingest_api.app import create_app
 from tests.support.http import free_port, serve
 from tests.support.ingest import new_project
 from tests.support.load import Load
+from tests.support.wait import wait_until
 
 # Long enough that psycopg_pool's doubling back-off, uncapped, would keep writes down
 # for seconds after the restart: its attempts come 1, 3, 7, 15, 31 s after a
@@ -41,14 +42,6 @@ from tests.support.load import Load
 # back. Bounded by LYTICS_DATABASE_RECONNECT_TIMEOUT_S it is about a second.
 OUTAGE_S = 17.0
 WORKERS = 6
-
-
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -90,10 +83,10 @@ def test_postgres_outage_under_load_loses_nothing_and_writes_resume_at_once(
     with serve(create_app(settings)) as base:
         load = Load(base, write_key)
         load.run(workers=WORKERS)
-        _wait_for(lambda: load.acknowledged_after(0) >= 20, "acknowledgements before the outage")
+        wait_until(lambda: load.acknowledged() >= 20, "acknowledgements before the outage")
         assert server.stop()
         down_from = time.monotonic()
-        _wait_for(
+        wait_until(
             lambda: (
                 time.monotonic() - down_from >= OUTAGE_S
                 and load.count(lambda a: a.status == 503 and a.sent > down_from) >= WORKERS
@@ -103,8 +96,8 @@ def test_postgres_outage_under_load_loses_nothing_and_writes_resume_at_once(
         down_until = time.monotonic()
         server.start()  # returns once the server accepts connections
         up_at = time.monotonic()
-        _wait_for(
-            lambda: load.acknowledged_after(up_at) >= 20,
+        wait_until(
+            lambda: load.acknowledged(sent_after=up_at) >= 20,
             "acknowledgements after the restart",
         )
         load.finish()
@@ -162,7 +155,7 @@ def test_sigterm_answers_in_flight_requests_and_loses_nothing(
         load = Load(base, write_key)
         load.run(workers=WORKERS)
         # Requests in flight when the signal comes: the load is running and acknowledged.
-        _wait_for(lambda: load.acknowledged_after(0) >= 10, "acknowledgements before SIGTERM")
+        wait_until(lambda: load.acknowledged() >= 10, "acknowledgements before SIGTERM")
         process.send_signal(signal.SIGTERM)
         # uvicorn shuts down gracefully, then re-raises the signal it caught.
         assert process.wait(15) in (0, -signal.SIGTERM), (tmp_path / "api.log").read_text()
@@ -199,7 +192,7 @@ def _set_server_setting(url: str, value: str | None) -> None:
             row = conn.execute(f"SHOW {STANDBY_SETTING}").fetchone()
         return row is not None and row[0] == (value or "")
 
-    _wait_for(seen, f"{STANDBY_SETTING} to be {value!r}")
+    wait_until(seen, f"{STANDBY_SETTING} to be {value!r}")
 
 
 class _Admin:
@@ -279,14 +272,14 @@ def test_connection_lost_after_the_commit_was_sent_is_a_503_saying_it_may_be_sto
             _set_server_setting(url, "lytics_absent_standby")
             request = _Request(base, write_key, _batch(*ids))
             request.start()
-            _wait_for(lambda: admin.pids("wait_event = 'SyncRep'") != [], "a commit waiting")
+            wait_until(lambda: admin.pids("wait_event = 'SyncRep'") != [], "a commit waiting")
             # Queued behind the waiting commit, the lock is granted as soon as it ends,
             # before the writer's retry asks for the table.
             lock = threading.Thread(
                 target=lambda: locker.execute("LOCK TABLE raw.events IN SHARE MODE"), daemon=True
             )
             lock.start()
-            _wait_for(lambda: locker_pid in admin.pids(LOCK_WAIT), "the lock request queued")
+            wait_until(lambda: locker_pid in admin.pids(LOCK_WAIT), "the lock request queued")
             assert admin.terminate("wait_event = 'SyncRep'") == 1
             lock.join(30)
             assert not lock.is_alive()

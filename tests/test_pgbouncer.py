@@ -161,11 +161,11 @@ def test_ingest_reads_cli_and_pipeline_work_through_pgbouncer_and_survive_its_re
     with serve(create_app(through.settings())) as base:
         load = Load(base, write_key)
         load.run(workers=4)
-        wait_until(lambda: load.acknowledged_after(0) >= 20, "acknowledgements before the restart")
+        wait_until(lambda: load.acknowledged() >= 20, "acknowledgements before the restart")
         through.bouncer.restart()
         back = time.monotonic()
         wait_until(
-            lambda: load.acknowledged_after(back) >= 20,
+            lambda: load.acknowledged(sent_after=back) >= 20,
             "acknowledgements after pgbouncer's restart",
         )
         load.finish()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -56,9 +57,9 @@ class Load:
         with self.lock:
             return sum(1 for a in self.answers if predicate(a))
 
-    def acknowledged_after(self, moment: float) -> int:
-        """How many requests sent after `moment` (time.monotonic()) were acknowledged."""
-        return self.count(lambda a: a.acknowledged and a.sent > moment)
+    def acknowledged(self, sent_after: float = -math.inf) -> int:
+        """How many requests (sent after `sent_after`, a time.monotonic()) were acknowledged."""
+        return self.count(lambda a: a.acknowledged and a.sent > sent_after)
 
     def run(self, workers: int) -> None:
         self.threads = [
